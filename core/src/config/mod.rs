@@ -1,0 +1,144 @@
+//! Parsing and validation of the whole `create_vectorizer` config. Only what
+//! can be checked without looking at the database happens here; checks
+//! against the source table happen in [`crate::plan`].
+
+pub mod components;
+
+use serde_json::Value;
+
+pub use components::{Chunking, Destination, Embedding, Formatting, Indexing, Loading, Scheduling};
+
+use crate::error::{ConfigError, Result};
+use crate::json::{check_identifier, describe, Obj};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The source table as written, resolved like `regclass` by the caller.
+    pub source: String,
+    pub name: Option<String>,
+    pub destination: Destination,
+    pub loading: Loading,
+    pub parsing: (String, Value),
+    pub embedding: Embedding,
+    pub chunking: Chunking,
+    pub formatting: Formatting,
+    pub indexing: Indexing,
+    pub scheduling: Scheduling,
+    pub processing: Value,
+    pub queue_schema: Option<String>,
+    pub queue_table: Option<String>,
+    pub grant_to: Vec<String>,
+    pub enqueue_existing: bool,
+    pub if_not_exists: bool,
+}
+
+impl Config {
+    pub fn parse(value: &Value) -> Result<Config> {
+        let mut o = Obj::new(value, "")?;
+        let source = o.required_string("source")?;
+        let name = match o.string("name")? {
+            Some(n) if n.trim().is_empty() => {
+                return Err(ConfigError::invalid("name", "expected a non-empty string, got \"\""))
+            }
+            n => n,
+        };
+        let destination = components::destination(o.get("destination"))?;
+        let loading = components::loading(
+            o.get("loading")
+                .ok_or_else(|| missing("loading", "an object such as {\"implementation\": \"column\", \"column_name\": \"content\"}"))?,
+        )?;
+        let parsing = components::parsing(o.get("parsing"))?;
+        let embedding = components::embedding(
+            o.get("embedding")
+                .ok_or_else(|| missing("embedding", "an object such as {\"implementation\": \"openai\", \"model\": \"text-embedding-3-small\", \"dimensions\": 768}"))?,
+        )?;
+        let chunking = components::chunking(o.get("chunking"))?;
+        let formatting = components::formatting(o.get("formatting"))?;
+        let indexing = components::indexing(o.get("indexing"))?;
+        let scheduling = components::scheduling(o.get("scheduling"))?;
+        let processing = components::processing(o.get("processing"))?;
+        let queue_schema = o.identifier("queue_schema")?;
+        let queue_table = o.identifier("queue_table")?;
+        let grant_to = match o.get("grant_to") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => check_identifier(&format!("grant_to[{i}]"), s),
+                    other => Err(ConfigError::invalid(
+                        format!("grant_to[{i}]"),
+                        format!("expected a role name, got {}", describe(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "grant_to",
+                    format!("expected an array of role names, got {}", describe(other)),
+                ))
+            }
+        };
+        let enqueue_existing = o.boolean("enqueue_existing")?.unwrap_or(true);
+        let if_not_exists = o.boolean("if_not_exists")?.unwrap_or(false);
+        o.finish()?;
+
+        if let Destination::Column { .. } = destination {
+            if chunking.implementation != "none" {
+                return Err(ConfigError::invalid(
+                    "chunking",
+                    format!(
+                        "a column destination needs chunking \"none\", got \"{}\"",
+                        chunking.implementation
+                    ),
+                )
+                .with_hint("a column holds one embedding per row, so the text cannot be split"));
+            }
+        }
+        if loading.implementation == "uri" && parsing.0 == "none" {
+            return Err(ConfigError::invalid(
+                "parsing",
+                "parsing \"none\" cannot be used with uri loading",
+            )
+            .with_hint("documents loaded from a URI are binary; use parsing \"auto\""));
+        }
+        if indexing.implementation == "hnsw"
+            && embedding.dimensions > components::MAX_HNSW_DIMENSIONS
+        {
+            return Err(ConfigError::invalid(
+                "indexing",
+                format!(
+                    "pgvector's hnsw index supports at most {} dimensions, embedding.dimensions is {}",
+                    components::MAX_HNSW_DIMENSIONS,
+                    embedding.dimensions
+                ),
+            ));
+        }
+
+        Ok(Config {
+            source,
+            name,
+            destination,
+            loading,
+            parsing,
+            embedding,
+            chunking,
+            formatting,
+            indexing,
+            scheduling,
+            processing,
+            queue_schema,
+            queue_table,
+            grant_to,
+            enqueue_existing,
+            if_not_exists,
+        })
+    }
+}
+
+fn missing(path: &str, what: &str) -> ConfigError {
+    ConfigError::invalid(path, format!("required key is missing; expected {what}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,592 @@
+//! Turns a parsed [`Config`] plus what the database says about the source
+//! table into the evaluated config and the exact SQL that creates or drops a
+//! vectorizer. This is the only module that writes SQL text; every
+//! identifier goes through [`quote_ident`] and every literal through
+//! [`quote_literal`].
+
+use serde_json::{json, Map, Value};
+
+use crate::config::{Config, Destination};
+use crate::error::{ConfigError, ErrorKind, Result};
+use crate::ident::{qualified, quote_ident, quote_literal, MAX_IDENTIFIER_BYTES};
+use crate::source::{Environment, SourceColumn, SourceTable, TypeCategory};
+
+/// Schema that holds queues and trigger functions unless the config says
+/// otherwise.
+pub const EXTENSION_SCHEMA: &str = "migrate";
+
+/// Columns the store table and view add next to the source's columns.
+const STORE_COLUMNS: [&str; 4] = ["embedding_uuid", "chunk_seq", "chunk", "embedding"];
+/// Bookkeeping columns of the queue table.
+const QUEUE_COLUMNS: [&str; 3] = ["queued_at", "loading_retries", "loading_retry_after"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relation {
+    /// The config path the name came from, for error messages.
+    pub path: String,
+    pub schema: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    /// The evaluated config, as stored in the catalog and the revision.
+    pub config: Value,
+    pub queue: Relation,
+    pub failed_queue: Relation,
+    pub store: Option<Relation>,
+    pub view: Option<Relation>,
+    /// Column added to the source table by a column destination.
+    pub embedding_column: Option<String>,
+    pub trigger_function: Relation,
+    /// Schemas objects are created in, with the path that named each:
+    /// they must exist and the caller must be allowed to create in them.
+    pub schemas: Vec<(String, String)>,
+    /// `search_path` while running [`Plan::create`]: pg_catalog, then the
+    /// schemas of the key and read columns' types, so that the trigger's
+    /// `WHEN` clause binds to the right operators and nothing else.
+    pub ddl_search_path: String,
+    /// DDL, grants and ownership changes, run with the extension owner's
+    /// rights. None of it runs user-defined code.
+    pub create: Vec<String>,
+    /// Run as the source table's owner (it reads the source's data and
+    /// builds an index): queue existing rows, then index the queue.
+    pub as_owner: Vec<String>,
+}
+
+/// Everything the plan needs besides the config.
+pub struct Context<'a> {
+    pub source: &'a SourceTable,
+    pub env: &'a Environment,
+    pub id: i32,
+}
+
+pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
+    let source = ctx.source;
+    check_source(config, source, ctx.env)?;
+    let pk: Vec<&SourceColumn> = source
+        .primary_key
+        .iter()
+        .map(|n| source.column(n).expect("primary key columns are source columns"))
+        .collect();
+
+    let queue_schema = config
+        .queue_schema
+        .clone()
+        .unwrap_or_else(|| EXTENSION_SCHEMA.to_string());
+    let queue = Relation {
+        path: "queue_table".into(),
+        schema: queue_schema.clone(),
+        name: config
+            .queue_table
+            .clone()
+            .unwrap_or_else(|| format!("_vectorizer_q_{}", ctx.id)),
+    };
+    let failed_queue = Relation {
+        path: "queue_table".into(),
+        schema: queue_schema.clone(),
+        name: format!("_vectorizer_q_failed_{}", ctx.id),
+    };
+    let trigger_function = Relation {
+        path: "queue_schema".into(),
+        schema: queue_schema.clone(),
+        name: format!("_vectorizer_src_trg_{}", ctx.id),
+    };
+
+    let (store, view, embedding_column, destination_json, default_name) = match &config.destination
+    {
+        Destination::Table {
+            destination,
+            target_schema,
+            target_table,
+            view_schema,
+            view_name,
+        } => {
+            let target_schema = target_schema.clone().unwrap_or_else(|| source.schema.clone());
+            let view_schema = view_schema.clone().unwrap_or_else(|| source.schema.clone());
+            let (target_table, view_name, path) = match destination {
+                Some(d) => (format!("{d}_store"), d.clone(), "destination.destination"),
+                None => (
+                    target_table
+                        .clone()
+                        .unwrap_or_else(|| format!("{}_embedding_store", source.name)),
+                    view_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}_embedding", source.name)),
+                    "destination.target_table",
+                ),
+            };
+            for derived in [&target_table, &view_name] {
+                if derived.len() > MAX_IDENTIFIER_BYTES {
+                    return Err(ConfigError::invalid(
+                        path,
+                        format!(
+                            "the derived name \"{derived}\" is {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+                            derived.len()
+                        ),
+                    )
+                    .with_hint("give a shorter destination, or target_table and view_name"));
+                }
+            }
+            let mut d = crate::config::components::head("destination", "table");
+            d.insert("target_schema".into(), json!(target_schema));
+            d.insert("target_table".into(), json!(target_table));
+            d.insert("view_schema".into(), json!(view_schema));
+            d.insert("view_name".into(), json!(view_name));
+            let default_name = format!("{target_schema}_{target_table}");
+            (
+                Some(Relation {
+                    path: if destination.is_some() {
+                        "destination.destination".into()
+                    } else {
+                        "destination.target_table".into()
+                    },
+                    schema: target_schema,
+                    name: target_table,
+                }),
+                Some(Relation {
+                    path: if destination.is_some() {
+                        "destination.destination".into()
+                    } else {
+                        "destination.view_name".into()
+                    },
+                    schema: view_schema,
+                    name: view_name,
+                }),
+                None,
+                Value::Object(d),
+                default_name,
+            )
+        }
+        Destination::Column { embedding_column } => {
+            let mut d = crate::config::components::head("destination", "column");
+            d.insert("embedding_column".into(), json!(embedding_column));
+            (
+                None,
+                None,
+                Some(embedding_column.clone()),
+                Value::Object(d),
+                format!("{}_{}_{}", source.schema, source.name, embedding_column),
+            )
+        }
+    };
+    let name = config.name.clone().unwrap_or(default_name);
+
+    // Columns whose change means the embedding is stale.
+    let template_refs: Vec<String> = match &config.formatting.template {
+        Some(t) => crate::template::references(t).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let read: Vec<&SourceColumn> = source
+        .columns
+        .iter()
+        .filter(|c| {
+            source.primary_key.contains(&c.name)
+                || c.name == config.loading.column_name
+                || template_refs.contains(&c.name)
+        })
+        .collect();
+
+    let mut schemas: Vec<(String, String)> = Vec::new();
+    let mut add_schema = |path: &str, schema: &str| {
+        if !schemas.iter().any(|(_, s)| s == schema) {
+            schemas.push((path.to_string(), schema.to_string()));
+        }
+    };
+    add_schema("queue_schema", &queue_schema);
+    if let Some(s) = &store {
+        add_schema("destination.target_schema", &s.schema);
+    }
+    if let Some(v) = &view {
+        add_schema("destination.view_schema", &v.schema);
+    }
+
+    let mut type_schemas: Vec<String> = vec!["pg_catalog".into()];
+    for c in &read {
+        if !type_schemas.contains(&c.type_schema) {
+            type_schemas.push(c.type_schema.clone());
+        }
+    }
+    type_schemas.push("pg_temp".into());
+    let ddl_search_path = type_schemas
+        .iter()
+        .map(|s| quote_ident(s))
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    let owner = quote_ident(&source.owner);
+    let src = qualified(&source.schema, &source.name);
+    let q = qualified(&queue.schema, &queue.name);
+    let fq = qualified(&failed_queue.schema, &failed_queue.name);
+    let func = qualified(&trigger_function.schema, &trigger_function.name);
+    let pk_list = pk.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let pk_defs = pk
+        .iter()
+        .map(|c| format!("{} {} NOT NULL", quote_ident(&c.name), c.type_sql))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let vector_type = format!(
+        "{}({})",
+        qualified(&ctx.env.vector_schema, "vector"),
+        config.embedding.dimensions
+    );
+
+    let mut create = Vec::new();
+    let mut owned = Vec::new();
+
+    if let Some(s) = &store {
+        let st = qualified(&s.schema, &s.name);
+        create.push(format!(
+            "CREATE TABLE {st} (embedding_uuid pg_catalog.uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() PRIMARY KEY, {pk_defs}, chunk_seq pg_catalog.int4 NOT NULL, chunk pg_catalog.text NOT NULL, embedding {vector_type} NOT NULL, UNIQUE ({pk_list}, chunk_seq))"
+        ));
+        owned.push(format!("ALTER TABLE {st} OWNER TO {owner}"));
+    }
+    if let (Some(s), Some(v)) = (&store, &view) {
+        let st = qualified(&s.schema, &s.name);
+        let cols = source
+            .columns
+            .iter()
+            .map(|c| {
+                let alias = if source.primary_key.contains(&c.name) { "t" } else { "s" };
+                format!("{alias}.{}", quote_ident(&c.name))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let join = pk
+            .iter()
+            .map(|c| eq(&format!("t.{}", quote_ident(&c.name)), c, &format!("s.{}", quote_ident(&c.name))))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let vw = qualified(&v.schema, &v.name);
+        create.push(format!(
+            "CREATE VIEW {vw} AS SELECT t.embedding_uuid, t.chunk_seq, t.chunk, t.embedding, {cols} FROM {st} t LEFT JOIN {src} s ON {join}"
+        ));
+        owned.push(format!("ALTER VIEW {vw} OWNER TO {owner}"));
+    }
+    if let Some(col) = &embedding_column {
+        create.push(format!(
+            "ALTER TABLE {src} ADD COLUMN {} {vector_type}",
+            quote_ident(col)
+        ));
+    }
+    // The queue's primary key is added after existing rows are queued:
+    // building the index once is much cheaper than maintaining it per row.
+    create.push(format!(
+        "CREATE TABLE {q} ({pk_defs}, queued_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(), loading_retries pg_catalog.int4 NOT NULL DEFAULT 0, loading_retry_after pg_catalog.timestamptz)"
+    ));
+    owned.push(format!("ALTER TABLE {q} OWNER TO {owner}"));
+    create.push(format!(
+        "CREATE TABLE {fq} ({pk_defs}, created_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(), failure_step pg_catalog.text NOT NULL DEFAULT '')"
+    ));
+    owned.push(format!("ALTER TABLE {fq} OWNER TO {owner}"));
+
+    create.push(trigger_function_sql(
+        &func,
+        &q,
+        store.as_ref().map(|s| qualified(&s.schema, &s.name)).as_deref(),
+        &pk,
+    ));
+    owned.push(format!("ALTER FUNCTION {func}() OWNER TO {owner}"));
+
+    let base = &trigger_function.name;
+    create.push(format!(
+        "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {src} FOR EACH ROW EXECUTE FUNCTION {func}()",
+        quote_ident(base)
+    ));
+    let changed = read
+        .iter()
+        .map(|c| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    create.push(format!(
+        "CREATE TRIGGER {} AFTER UPDATE ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}()",
+        quote_ident(&format!("{base}_upd"))
+    ));
+    create.push(format!(
+        "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}()",
+        quote_ident(&format!("{base}_truncate"))
+    ));
+    create.extend(owned);
+
+    // Grants: exactly the privileges a worker running as these roles needs.
+    for role in &config.grant_to {
+        let r = quote_ident(role);
+        for (_, schema) in &schemas {
+            create.push(format!("GRANT USAGE ON SCHEMA {} TO {r}", quote_ident(schema)));
+        }
+        create.push(format!("GRANT SELECT ON {src} TO {r}"));
+        if let Some(s) = &store {
+            create.push(format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {r}",
+                qualified(&s.schema, &s.name)
+            ));
+        }
+        if let Some(v) = &view {
+            create.push(format!("GRANT SELECT ON {} TO {r}", qualified(&v.schema, &v.name)));
+        }
+        create.push(format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"));
+    }
+
+    let mut as_owner = Vec::new();
+    if config.enqueue_existing {
+        as_owner.push(format!("INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {src}"));
+    }
+    as_owner.push(format!("ALTER TABLE {q} ADD PRIMARY KEY ({pk_list})"));
+    as_owner.push(format!("CREATE INDEX ON {fq} ({pk_list})"));
+
+    let mut cfg = Map::new();
+    cfg.insert("name".into(), json!(name));
+    cfg.insert("source".into(), json!(source.qualified_name));
+    cfg.insert("destination".into(), destination_json);
+    cfg.insert("loading".into(), config.loading.json.clone());
+    cfg.insert("parsing".into(), config.parsing.1.clone());
+    cfg.insert("embedding".into(), config.embedding.json.clone());
+    cfg.insert("chunking".into(), config.chunking.json.clone());
+    cfg.insert("formatting".into(), config.formatting.json.clone());
+    cfg.insert("indexing".into(), config.indexing.json.clone());
+    cfg.insert("scheduling".into(), config.scheduling.json.clone());
+    cfg.insert("processing".into(), config.processing.clone());
+    cfg.insert("queue_schema".into(), json!(queue.schema));
+    cfg.insert("queue_table".into(), json!(queue.name));
+    cfg.insert("grant_to".into(), json!(config.grant_to));
+
+    Ok(Plan {
+        name,
+        config: Value::Object(cfg),
+        queue,
+        failed_queue,
+        store,
+        view,
+        embedding_column,
+        trigger_function,
+        schemas,
+        ddl_search_path,
+        create,
+        as_owner,
+    })
+}
+
+/// `a = b` with the key type's own equality operator named explicitly.
+fn eq(left: &str, col: &SourceColumn, right: &str) -> String {
+    format!("{left} OPERATOR({}.=) {right}", quote_ident(&col.eq_schema))
+}
+
+/// The per-vectorizer trigger function. Generated rather than generic so
+/// that each statement is static, planned once and cached by PL/pgSQL.
+/// It runs as the table owner with a fixed search_path.
+fn trigger_function_sql(func: &str, queue: &str, store: Option<&str>, pk: &[&SourceColumn]) -> String {
+    let cols = pk.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let values = |rec: &str| {
+        pk.iter()
+            .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let matches = |rec: &str| {
+        pk.iter()
+            .map(|c| eq(&quote_ident(&c.name), c, &format!("{rec}.{}", quote_ident(&c.name))))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let key_changed = pk
+        .iter()
+        .map(|c| format!("NOT ({})", eq(&format!("OLD.{}", quote_ident(&c.name)), c, &format!("NEW.{}", quote_ident(&c.name)))))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let enqueue_new = format!(
+        "INSERT INTO {queue} ({cols}) VALUES ({}) ON CONFLICT DO NOTHING;",
+        values("NEW")
+    );
+    let forget_old = match store {
+        Some(store) => format!(
+            "DELETE FROM {store} WHERE {m}; DELETE FROM {queue} WHERE {m};",
+            m = matches("OLD")
+        ),
+        None => format!("DELETE FROM {queue} WHERE {};", matches("OLD")),
+    };
+    let truncate = match store {
+        Some(store) => format!("TRUNCATE {store}, {queue};"),
+        None => format!("TRUNCATE {queue};"),
+    };
+    let body = format!(
+        "BEGIN
+  IF TG_OP = 'INSERT' THEN
+    {enqueue_new}
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF {key_changed} THEN
+      {forget_old}
+    END IF;
+    {enqueue_new}
+  ELSIF TG_OP = 'DELETE' THEN
+    {forget_old}
+  ELSE
+    {truncate}
+  END IF;
+  RETURN NULL;
+END"
+    );
+    format!(
+        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}",
+        quote_literal(&body)
+    )
+}
+
+/// Checks of the config against the source table and the installed
+/// extensions.
+fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Result<()> {
+    if source.primary_key.is_empty() {
+        return Err(ConfigError::new(
+            ErrorKind::ObjectState,
+            "source",
+            format!("table {} has no primary key", source.qualified_name),
+        )
+        .with_hint("a vectorizer identifies rows by primary key; add one with ALTER TABLE … ADD PRIMARY KEY"));
+    }
+    let column = &config.loading.column_name;
+    let Some(col) = source.column(column) else {
+        return Err(ConfigError::new(
+            ErrorKind::UndefinedColumn,
+            "loading.column_name",
+            format!("column \"{column}\" does not exist in {}", source.qualified_name),
+        ));
+    };
+    let parsing = config.parsing.0.as_str();
+    match (config.loading.implementation.as_str(), col.category) {
+        ("uri", TypeCategory::Text) => {}
+        ("uri", _) => {
+            return Err(ConfigError::new(
+                ErrorKind::DatatypeMismatch,
+                "loading.column_name",
+                format!("uri loading needs a text column, \"{column}\" is {}", col.type_sql),
+            ))
+        }
+        (_, TypeCategory::Text) if parsing == "pymupdf" || parsing == "docling" => {
+            return Err(ConfigError::invalid(
+                "parsing",
+                format!("parsing \"{parsing}\" needs a bytea column, \"{column}\" is {}", col.type_sql),
+            )
+            .with_hint("use parsing \"auto\" or \"none\" for text columns"))
+        }
+        (_, TypeCategory::Text) => {}
+        (_, TypeCategory::Bytea) if parsing == "none" => {
+            return Err(ConfigError::invalid(
+                "parsing",
+                format!("parsing \"none\" cannot read the bytea column \"{column}\""),
+            )
+            .with_hint("use parsing \"auto\", \"pymupdf\" or \"docling\" for documents"))
+        }
+        (_, TypeCategory::Bytea) => {}
+        (_, TypeCategory::Other) => {
+            return Err(ConfigError::new(
+                ErrorKind::DatatypeMismatch,
+                "loading.column_name",
+                format!(
+                    "expected a text, varchar, char or bytea column, \"{column}\" is {}",
+                    col.type_sql
+                ),
+            ))
+        }
+    }
+    if let Some(t) = &config.formatting.template {
+        for r in crate::template::references(t).unwrap_or_default() {
+            if r != "chunk" && source.column(&r).is_none() {
+                return Err(ConfigError::new(
+                    ErrorKind::UndefinedColumn,
+                    "formatting.template",
+                    format!("${r} refers to column \"{r}\", which does not exist in {}", source.qualified_name),
+                ));
+            }
+        }
+    }
+    match &config.destination {
+        Destination::Table { .. } => {
+            if let Some(c) = source.columns.iter().find(|c| STORE_COLUMNS.contains(&c.name.as_str())) {
+                return Err(ConfigError::new(
+                    ErrorKind::DuplicateColumn,
+                    "source",
+                    format!(
+                        "column \"{}\" of {} clashes with the embedding view's column of the same name",
+                        c.name, source.qualified_name
+                    ),
+                ));
+            }
+        }
+        Destination::Column { embedding_column } => {
+            if source.column(embedding_column).is_some() {
+                return Err(ConfigError::new(
+                    ErrorKind::DuplicateColumn,
+                    "destination.embedding_column",
+                    format!("column \"{embedding_column}\" already exists in {}", source.qualified_name),
+                )
+                .with_hint("the vectorizer adds this column itself; choose a new name"));
+            }
+        }
+    }
+    if let Some(c) = source
+        .primary_key
+        .iter()
+        .find(|c| QUEUE_COLUMNS.contains(&c.as_str()))
+    {
+        return Err(ConfigError::new(
+            ErrorKind::DuplicateColumn,
+            "source",
+            format!("primary key column \"{c}\" clashes with the work queue's column of the same name"),
+        ));
+    }
+    if config.indexing.implementation == "diskann" && !env.has_vectorscale {
+        return Err(ConfigError::new(
+            ErrorKind::FeatureNotSupported,
+            "indexing.implementation",
+            "diskann indexing needs the vectorscale extension, which is not installed",
+        )
+        .with_hint("CREATE EXTENSION vectorscale, or use indexing \"hnsw\""));
+    }
+    if config.scheduling.implementation == "timescaledb" && !env.has_timescaledb {
+        return Err(ConfigError::new(
+            ErrorKind::FeatureNotSupported,
+            "scheduling.implementation",
+            "timescaledb scheduling needs the timescaledb extension, which is not installed",
+        )
+        .with_hint("CREATE EXTENSION timescaledb, or use scheduling \"none\" and run the worker yourself"));
+    }
+    Ok(())
+}
+
+/// SQL that removes a vectorizer's objects. `source` is the source table's
+/// qualified name while it still exists; when it is gone its triggers went
+/// with it.
+pub fn drop_sql(
+    source: Option<&str>,
+    trigger_function: &Relation,
+    queues: &[Relation],
+    view: Option<&Relation>,
+    store: Option<&Relation>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(src) = source {
+        for suffix in ["", "_upd", "_truncate"] {
+            out.push(format!(
+                "DROP TRIGGER IF EXISTS {} ON {src}",
+                quote_ident(&format!("{}{suffix}", trigger_function.name))
+            ));
+        }
+    }
+    out.push(format!(
+        "DROP FUNCTION IF EXISTS {}()",
+        qualified(&trigger_function.schema, &trigger_function.name)
+    ));
+    for q in queues {
+        out.push(format!("DROP TABLE IF EXISTS {}", qualified(&q.schema, &q.name)));
+    }
+    if let Some(v) = view {
+        out.push(format!("DROP VIEW IF EXISTS {}", qualified(&v.schema, &v.name)));
+    }
+    if let Some(s) = store {
+        out.push(format!("DROP TABLE IF EXISTS {}", qualified(&s.schema, &s.name)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+use serde_json::{json, Value};
+
+use super::{build_plan, Context};
+use crate::config::Config;
+use crate::error::ErrorKind;
+use crate::source::{Environment, SourceColumn, SourceTable, TypeCategory};
+
+fn col(name: &str, type_sql: &str, category: TypeCategory) -> SourceColumn {
+    SourceColumn {
+        name: name.into(),
+        type_sql: type_sql.into(),
+        category,
+        eq_schema: "pg_catalog".into(),
+        type_schema: "pg_catalog".into(),
+    }
+}
+
+fn blog_table() -> SourceTable {
+    SourceTable {
+        schema: "public".into(),
+        name: "blog".into(),
+        qualified_name: "public.blog".into(),
+        owner: "alice".into(),
+        columns: vec![
+            col("id", "integer", TypeCategory::Other),
+            col("title", "text", TypeCategory::Text),
+            col("content", "text", TypeCategory::Text),
+            col("views", "integer", TypeCategory::Other),
+            col("pdf", "bytea", TypeCategory::Bytea),
+        ],
+        primary_key: vec!["id".into()],
+    }
+}
+
+fn env() -> Environment {
+    Environment {
+        vector_schema: "public".into(),
+        has_vectorscale: false,
+        has_timescaledb: false,
+    }
+}
+
+fn blog() -> Value {
+    json!({
+        "source": "blog",
+        "name": "blog_content_embedder",
+        "destination": {"implementation": "table", "destination": "blog_embeddings"},
+        "loading": {"implementation": "column", "column_name": "content"},
+        "embedding": {"implementation": "openai", "model": "text-embedding-3-small", "dimensions": 768},
+        "formatting": {"implementation": "python_template", "template": "$title - $chunk"}
+    })
+}
+
+fn plan(v: Value) -> Result<super::Plan, crate::ConfigError> {
+    let config = Config::parse(&v)?;
+    let source = blog_table();
+    let env = env();
+    build_plan(&config, &Context { source: &source, env: &env, id: 7 })
+}
+
+fn patch(mut v: Value, key: &str, value: Value) -> Value {
+    let (parent, k) = key.rsplit_once('/').unwrap();
+    let t = if parent.is_empty() { &mut v } else { v.pointer_mut(parent).unwrap() };
+    t.as_object_mut().unwrap().insert(k.into(), value);
+    v
+}
+
+#[test]
+fn names_follow_pgai() {
+    let p = plan(blog()).unwrap();
+    assert_eq!(p.store.as_ref().unwrap().name, "blog_embeddings_store");
+    assert_eq!(p.view.as_ref().unwrap().name, "blog_embeddings");
+    assert_eq!(p.queue.name, "_vectorizer_q_7");
+    assert_eq!(p.failed_queue.name, "_vectorizer_q_failed_7");
+    assert_eq!(p.queue.schema, "migrate");
+    assert_eq!(p.config["destination"]["target_table"], "blog_embeddings_store");
+    assert_eq!(p.config["queue_table"], "_vectorizer_q_7");
+
+    let mut unnamed = blog();
+    unnamed.as_object_mut().unwrap().remove("name");
+    unnamed.as_object_mut().unwrap().remove("destination");
+    let p = plan(unnamed).unwrap();
+    assert_eq!(p.name, "public_blog_embedding_store");
+    assert_eq!(p.view.unwrap().name, "blog_embedding");
+}
+
+#[test]
+fn store_view_queue_and_trigger_sql() {
+    let p = plan(blog()).unwrap();
+    let sql = p.create.join(";\n");
+    assert!(sql.contains("CREATE TABLE \"public\".\"blog_embeddings_store\" (embedding_uuid pg_catalog.uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() PRIMARY KEY, \"id\" integer NOT NULL, chunk_seq pg_catalog.int4 NOT NULL, chunk pg_catalog.text NOT NULL, embedding \"public\".\"vector\"(768) NOT NULL, UNIQUE (\"id\", chunk_seq))"), "{sql}");
+    // The update trigger fires only when a column the vectorizer reads changes.
+    assert!(sql.contains("WHEN (OLD.\"id\" IS DISTINCT FROM NEW.\"id\" OR OLD.\"title\" IS DISTINCT FROM NEW.\"title\" OR OLD.\"content\" IS DISTINCT FROM NEW.\"content\")"), "{sql}");
+    assert!(!sql.contains("OLD.\"views\""));
+    assert!(sql.contains("ON CONFLICT DO NOTHING"));
+    assert!(sql.contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"));
+    assert!(sql.contains("ALTER TABLE \"migrate\".\"_vectorizer_q_7\" OWNER TO \"alice\""));
+    assert_eq!(p.as_owner[0], "INSERT INTO \"migrate\".\"_vectorizer_q_7\" (\"id\") SELECT \"id\" FROM \"public\".\"blog\"");
+}
+
+#[test]
+fn hostile_identifiers_stay_inside_quotes() {
+    let v = patch(blog(), "/destination/destination", json!("x\"; DROP TABLE t; --"));
+    let p = plan(v).unwrap();
+    let sql = p.create.join("\n");
+    assert!(sql.contains("\"x\"\"; DROP TABLE t; --_store\""));
+    // The trigger body is a string literal: quotes inside are doubled.
+    let v = patch(blog(), "/queue_table", json!("q'; DROP TABLE t; --"));
+    let p = plan(v).unwrap();
+    let f = p.create.iter().find(|s| s.starts_with("CREATE FUNCTION")).unwrap();
+    assert!(f.contains("\"q''; DROP TABLE t; --\""), "{f}");
+}
+
+#[test]
+fn enqueue_existing_false_only_indexes_the_queue() {
+    let p = plan(patch(blog(), "/enqueue_existing", json!(false))).unwrap();
+    assert!(p.as_owner.iter().all(|s| !s.starts_with("INSERT")));
+}
+
+#[test]
+fn grants_are_exactly_the_listed_privileges() {
+    let p = plan(patch(blog(), "/grant_to", json!(["worker"]))).unwrap();
+    let grants: Vec<&String> = p.create.iter().filter(|s| s.starts_with("GRANT")).collect();
+    assert_eq!(grants.len(), 6, "{grants:?}");
+    assert!(grants.iter().any(|g| g.as_str() == "GRANT SELECT ON \"public\".\"blog\" TO \"worker\""));
+}
+
+#[test]
+fn column_destination_adds_a_column_and_no_store() {
+    let v = patch(
+        patch(blog(), "/destination", json!({"implementation": "column", "embedding_column": "emb"})),
+        "/chunking",
+        json!("none"),
+    );
+    let mut v = v;
+    v.as_object_mut().unwrap().remove("name");
+    let p = plan(v).unwrap();
+    assert!(p.store.is_none() && p.view.is_none());
+    assert_eq!(p.name, "public_blog_emb");
+    assert!(p.create.iter().any(|s| s == "ALTER TABLE \"public\".\"blog\" ADD COLUMN \"emb\" \"public\".\"vector\"(768)"));
+}
+
+#[test]
+fn checks_against_the_source_table() {
+    let cases: Vec<(Value, ErrorKind, &str)> = vec![
+        (patch(blog(), "/loading/column_name", json!("body")), ErrorKind::UndefinedColumn, "loading.column_name: column \"body\" does not exist in public.blog"),
+        (patch(blog(), "/loading/column_name", json!("views")), ErrorKind::DatatypeMismatch, "loading.column_name: expected a text, varchar, char or bytea column, \"views\" is integer"),
+        (patch(blog(), "/formatting/template", json!("$author: $chunk")), ErrorKind::UndefinedColumn, "formatting.template: $author refers to column \"author\""),
+        (patch(blog(), "/parsing", json!("pymupdf")), ErrorKind::InvalidConfig, "parsing: parsing \"pymupdf\" needs a bytea column"),
+        (patch(patch(blog(), "/loading/column_name", json!("pdf")), "/parsing", json!("none")), ErrorKind::InvalidConfig, "parsing: parsing \"none\" cannot read the bytea column"),
+        (patch(blog(), "/indexing", json!("diskann")), ErrorKind::FeatureNotSupported, "indexing.implementation: diskann indexing needs the vectorscale extension"),
+        (patch(blog(), "/scheduling", json!("timescaledb")), ErrorKind::FeatureNotSupported, "scheduling.implementation: timescaledb scheduling needs"),
+        (patch(patch(blog(), "/destination", json!({"implementation": "column", "embedding_column": "title"})), "/chunking", json!("none")), ErrorKind::DuplicateColumn, "destination.embedding_column: column \"title\" already exists"),
+        (patch(blog(), "/destination/destination", json!("d".repeat(60))), ErrorKind::InvalidConfig, "destination.destination: the derived name"),
+    ];
+    for (v, kind, expected) in cases {
+        let e = plan(v).unwrap_err();
+        assert_eq!(e.kind, kind, "{e}");
+        assert!(e.to_string().starts_with(expected), "got {e}, expected {expected}");
+    }
+}
+
+#[test]
+fn a_table_without_primary_key_is_rejected() {
+    let config = Config::parse(&blog()).unwrap();
+    let mut source = blog_table();
+    source.primary_key.clear();
+    let e = build_plan(&config, &Context { source: &source, env: &env(), id: 1 }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ObjectState);
+    assert_eq!(e.to_string(), "source: table public.blog has no primary key");
+}

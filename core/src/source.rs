@@ -1,0 +1,54 @@
+//! What the extension layer tells the pure code about the database: the
+//! source table and which extensions are installed.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypeCategory {
+    /// text, varchar, char and domains over them
+    Text,
+    Bytea,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SourceColumn {
+    pub name: String,
+    /// The type as `format_type` prints it with an empty search_path:
+    /// schema-qualified where it is not in pg_catalog.
+    pub type_sql: String,
+    pub category: TypeCategory,
+    /// Schema of the type's `=` operator, so generated SQL can name it
+    /// explicitly instead of trusting the caller's search_path.
+    pub eq_schema: String,
+    /// Schema the type lives in.
+    pub type_schema: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SourceTable {
+    pub schema: String,
+    pub name: String,
+    /// `regclass` text of the table with an empty search_path.
+    pub qualified_name: String,
+    /// Role that owns the table; everything created is given to it.
+    pub owner: String,
+    pub columns: Vec<SourceColumn>,
+    /// Primary-key column names in key order.
+    pub primary_key: Vec<String>,
+}
+
+impl SourceTable {
+    pub fn column(&self, name: &str) -> Option<&SourceColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Environment {
+    /// Schema of the pgvector extension, for `vector(N)`.
+    pub vector_schema: String,
+    pub has_vectorscale: bool,
+    pub has_timescaledb: bool,
+}

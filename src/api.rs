@@ -1,0 +1,234 @@
+//! The SQL API: `migrate.create_vectorizer(jsonb)` and
+//! `migrate.drop_vectorizer(name, drop_all, if_exists)`.
+
+use pgai_migrate_core::plan::{drop_sql, Context, Relation};
+use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+use crate::catalog;
+use crate::error::{raise, OrRaise};
+use crate::security::{current_user, AsRole};
+use crate::spi::{one, run, set_search_path};
+
+/// Create a vectorizer from one JSON document; returns its id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_vectorizer(config: JsonB) -> i32 {
+    let config = Config::parse(&config.0).or_raise();
+    let (_, caller) = current_user();
+
+    // The source resolves with the caller's search_path; everything after
+    // runs with a fixed one so nothing the caller planted can interfere.
+    let relid = catalog::resolve_source(&config.source);
+    let caller_path = set_search_path("pg_catalog, pg_temp");
+    if catalog::owns_relation(relid) != Some(true) {
+        raise(ConfigError::new(
+            ErrorKind::InsufficientPrivilege,
+            "source",
+            format!("must be owner of table {} to create a vectorizer on it", config.source),
+        ));
+    }
+    let source = catalog::source_table(relid);
+    let env = catalog::environment();
+    let id = catalog::next_id();
+    let plan = build_plan(&config, &Context { source: &source, env: &env, id }).or_raise();
+
+    catalog::lock_name(&plan.name);
+    if let Some(existing) = catalog::find(&plan.name) {
+        return already_exists(&config, &plan, existing, &caller_path);
+    }
+    for (path, schema) in &plan.schemas {
+        check_schema(path, schema);
+    }
+    let mut relations: Vec<&Relation> = vec![&plan.queue, &plan.failed_queue];
+    relations.extend(plan.store.iter());
+    relations.extend(plan.view.iter());
+    for r in relations {
+        if catalog::relation_exists(&r.schema, &r.name) {
+            raise(ConfigError::new(
+                ErrorKind::DuplicateTable,
+                r.path.clone(),
+                format!("relation \"{}.{}\" already exists", r.schema, r.name),
+            ));
+        }
+    }
+    for (i, role) in config.grant_to.iter().enumerate() {
+        let exists: bool = one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)",
+            &[role.as_str().into()],
+        )
+        .unwrap_or(false);
+        if !exists {
+            raise(ConfigError::new(
+                ErrorKind::UndefinedObject,
+                format!("grant_to[{i}]"),
+                format!("role \"{role}\" does not exist"),
+            ));
+        }
+    }
+
+    {
+        let _elevated = AsRole::new(catalog::extension_owner(), false);
+        set_search_path(&plan.ddl_search_path);
+        for sql in &plan.create {
+            run(sql);
+        }
+        set_search_path("pg_catalog, pg_temp");
+        {
+            let owner_oid: pg_sys::Oid = one(
+                "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+                &[relid.into()],
+            )
+            .expect("source owner");
+            let _owner = AsRole::new(owner_oid, true);
+            for sql in &plan.as_owner {
+                run(sql);
+            }
+        }
+        catalog::insert(id, &plan, relid, &source, &caller);
+        catalog::record_revision(id, &plan.name, "create", &plan.config, None, &caller);
+    }
+    set_search_path(&caller_path);
+    id
+}
+
+/// `if_not_exists`: the same evaluated config is a no-op, another one an
+/// error listing what differs.
+fn already_exists(config: &Config, plan: &pgai_migrate_core::Plan, existing: catalog::Existing, caller_path: &str) -> i32 {
+    if !config.if_not_exists {
+        raise(
+            ConfigError::new(
+                ErrorKind::DuplicateObject,
+                if config.name.is_some() { "name" } else { "" },
+                format!("vectorizer \"{}\" already exists", plan.name),
+            )
+            .with_hint("drop it first, choose another name, or pass \"if_not_exists\": true"),
+        );
+    }
+    let mut wanted = plan.config.clone();
+    if config.queue_table.is_none() {
+        // The default queue name carries the id; compare what the user said.
+        wanted["queue_table"] = existing.config["queue_table"].clone();
+    }
+    let differing: Vec<String> = keys(&wanted, &existing.config)
+        .into_iter()
+        .filter(|k| wanted.get(k) != existing.config.get(k))
+        .collect();
+    if !differing.is_empty() {
+        raise(
+            ConfigError::new(
+                ErrorKind::DuplicateObject,
+                "if_not_exists",
+                format!("vectorizer \"{}\" already exists with a different config", plan.name),
+            )
+            .with_detail(format!("Differing keys: {}.", differing.join(", ")))
+            .with_hint("drop the vectorizer and create it again to change it"),
+        );
+    }
+    notice!("vectorizer \"{}\" already exists, skipping", plan.name);
+    let _ = existing.row;
+    set_search_path(caller_path);
+    existing.id
+}
+
+fn keys(a: &Value, b: &Value) -> Vec<String> {
+    let mut out: Vec<String> = a
+        .as_object()
+        .into_iter()
+        .chain(b.as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn check_schema(path: &str, schema: &str) {
+    let state: Option<bool> = one(
+        "SELECT (SELECT pg_catalog.has_schema_privilege(oid, 'CREATE') FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+        &[schema.into()],
+    );
+    match state {
+        None => raise(ConfigError::new(
+            ErrorKind::UndefinedSchema,
+            path,
+            format!("schema \"{schema}\" does not exist"),
+        )),
+        // The extension's own schema is written by the extension, not the caller.
+        Some(false) if schema != pgai_migrate_core::plan::EXTENSION_SCHEMA => raise(ConfigError::new(
+            ErrorKind::InsufficientPrivilege,
+            path,
+            format!("permission denied to create objects in schema \"{schema}\""),
+        )),
+        Some(_) => {}
+    }
+}
+
+/// Remove a vectorizer: its triggers, queue and failed queue and catalog
+/// row; with `drop_all` also its view and store table.
+#[pg_extern(volatile, parallel_unsafe)]
+fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: default!(bool, false)) {
+    let (_, caller) = current_user();
+    let caller_path = set_search_path("pg_catalog, pg_temp");
+    catalog::lock_name(name);
+    let Some(existing) = catalog::find(name) else {
+        if if_exists {
+            notice!("vectorizer \"{name}\" does not exist, skipping");
+            set_search_path(&caller_path);
+            return;
+        }
+        raise(ConfigError::new(
+            ErrorKind::UndefinedObject,
+            "",
+            format!("vectorizer \"{name}\" does not exist"),
+        ).with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"))
+    };
+    let row = &existing.row;
+    let rel = |schema: &str, table: &str| -> Option<Relation> {
+        Some(Relation {
+            path: String::new(),
+            schema: row[schema].as_str()?.to_string(),
+            name: row[table].as_str()?.to_string(),
+        })
+    };
+    let queue = rel("queue_schema", "queue_table").expect("queue");
+    let failed = rel("queue_schema", "queue_failed_table").expect("failed queue");
+
+    // Owner of the source table, or — when the source is gone — of the queue.
+    let allowed = catalog::owns_relation(existing.source).or_else(|| {
+        one::<pg_sys::Oid>(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1, $2))::pg_catalog.oid",
+            &[queue.schema.as_str().into(), queue.name.as_str().into()],
+        )
+        .and_then(catalog::owns_relation)
+    });
+    let allowed = allowed.unwrap_or_else(|| unsafe { pg_sys::superuser() });
+    if !allowed {
+        raise(ConfigError::new(
+            ErrorKind::InsufficientPrivilege,
+            "",
+            format!("must be owner of the source table of vectorizer \"{name}\" to drop it"),
+        ))
+    }
+
+    let (view, store) = if drop_all {
+        (rel("view_schema", "view_name"), rel("target_schema", "target_table"))
+    } else {
+        (None, None)
+    };
+    let function = rel("trigger_schema", "trigger_function").expect("trigger function");
+    {
+        let _elevated = AsRole::new(catalog::extension_owner(), false);
+        let source: Option<String> = one(
+            "SELECT (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1)",
+            &[existing.source.into()],
+        );
+        for sql in drop_sql(source.as_deref(), &function, &[queue, failed], view.as_ref(), store.as_ref()) {
+            run(&sql);
+        }
+        catalog::delete(existing.id);
+        catalog::record_revision(existing.id, name, "drop", &existing.config, Some(drop_all), &caller);
+    }
+    set_search_path(&caller_path);
+}

@@ -1,0 +1,220 @@
+//! Reading the database for the planner, and writing the extension's own
+//! catalog and revision history.
+
+use pgai_migrate_core::{ConfigError, Environment, ErrorKind, Plan, SourceTable};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+use crate::error::raise;
+use crate::spi::{one, run_with};
+
+/// Key space of our advisory locks ("pgai" in ASCII).
+const LOCK_SPACE: i32 = 0x7067_6169;
+
+/// Resolve the config's `source` like `regclass` does, with the caller's
+/// search_path, and make sure it is a table.
+pub fn resolve_source(source: &str) -> pg_sys::Oid {
+    let found: Option<pg_sys::Oid> = one(
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+        &[source.into()],
+    );
+    let Some(relid) = found else {
+        raise(ConfigError::new(
+            ErrorKind::UndefinedTable,
+            "source",
+            format!("relation \"{source}\" does not exist"),
+        ).with_hint("source is resolved like regclass: schema-qualify it or check search_path; quote mixed-case names, e.g. \"\\\"MyTable\\\"\""))
+    };
+    let kind: Option<String> = one(
+        "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
+        &[relid.into()],
+    );
+    if !matches!(kind.as_deref(), Some("r") | Some("p")) {
+        raise(ConfigError::new(
+            ErrorKind::WrongObjectType,
+            "source",
+            format!("\"{source}\" is not a table"),
+        ))
+    }
+    relid
+}
+
+/// Whether the current role has the privileges of the table's owner
+/// (superusers do).
+pub fn owns_relation(relid: pg_sys::Oid) -> Option<bool> {
+    one(
+        "SELECT (SELECT pg_catalog.pg_has_role(relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $1)",
+        &[relid.into()],
+    )
+}
+
+pub fn relation_exists(schema: &str, name: &str) -> bool {
+    one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+        &[schema.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Everything the planner needs to know about the source table.
+pub fn source_table(relid: pg_sys::Oid) -> SourceTable {
+    let json: JsonB = one(
+        r#"
+SELECT pg_catalog.jsonb_build_object(
+    'schema', n.nspname,
+    'name', c.relname,
+    'qualified_name', c.oid::pg_catalog.regclass::pg_catalog.text,
+    'owner', pg_catalog.pg_get_userbyid(c.relowner),
+    'columns', COALESCE((
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'name', a.attname,
+            'type_sql', pg_catalog.format_type(a.atttypid, a.atttypmod),
+            'category', CASE WHEN bt.oid = 'pg_catalog.bytea'::pg_catalog.regtype THEN 'bytea'
+                             WHEN bt.typcategory = 'S' THEN 'text' ELSE 'other' END,
+            'type_schema', tn.nspname,
+            'eq_schema', COALESCE((
+                SELECT on_.nspname FROM pg_catalog.pg_operator o
+                JOIN pg_catalog.pg_namespace on_ ON on_.oid = o.oprnamespace
+                WHERE o.oprname = '=' AND o.oprleft = bt.oid AND o.oprright = bt.oid
+                ORDER BY on_.nspname = 'pg_catalog' DESC LIMIT 1), 'pg_catalog')
+        ) ORDER BY a.attnum)
+        FROM pg_catalog.pg_attribute a
+        JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+        JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+        JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'),
+    'primary_key', COALESCE((
+        SELECT pg_catalog.jsonb_agg(a.attname ORDER BY k.ord)
+        FROM pg_catalog.pg_index i
+        CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = c.oid AND i.indisprimary), '[]'))
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = $1"#,
+        &[relid.into()],
+    )
+    .unwrap_or_else(|| error!("pgai_migrate: source table {relid:?} vanished"));
+    serde_json::from_value(json.0).unwrap_or_else(|e| error!("pgai_migrate: reading source table: {e}"))
+}
+
+pub fn environment() -> Environment {
+    let json: JsonB = one(
+        r#"
+SELECT pg_catalog.jsonb_build_object(
+    'vector_schema', (SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'),
+    'has_vectorscale', EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'vectorscale'),
+    'has_timescaledb', EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'))"#,
+        &[],
+    )
+    .expect("jsonb_build_object returns a row");
+    serde_json::from_value(json.0).unwrap_or_else(|e| error!("pgai_migrate: the vector extension is missing: {e}"))
+}
+
+pub fn extension_owner() -> pg_sys::Oid {
+    one("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pgai_migrate'", &[])
+        .unwrap_or_else(|| error!("pgai_migrate: extension is not installed"))
+}
+
+pub fn next_id() -> i32 {
+    one("SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4", &[]).expect("nextval")
+}
+
+/// Serialises creates and drops of one vectorizer name across sessions
+/// until the end of the transaction.
+pub fn lock_name(name: &str) {
+    run_with(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+        &[LOCK_SPACE.into(), name.into()],
+    );
+}
+
+pub struct Existing {
+    pub id: i32,
+    pub source: pg_sys::Oid,
+    pub config: Value,
+    pub row: Value,
+}
+
+pub fn find(name: &str) -> Option<Existing> {
+    let row: Option<JsonB> = one(
+        "SELECT (SELECT pg_catalog.to_jsonb(v) FROM migrate.vectorizer v WHERE v.name = $1)",
+        &[name.into()],
+    );
+    let row = row?.0;
+    let id = row["id"].as_i64().expect("id") as i32;
+    let source: pg_sys::Oid = one(
+        "SELECT source::pg_catalog.oid FROM migrate.vectorizer WHERE id = $1",
+        &[id.into()],
+    )
+    .expect("source");
+    Some(Existing {
+        id,
+        source,
+        config: row["config"].clone(),
+        row,
+    })
+}
+
+pub fn insert(id: i32, plan: &Plan, relid: pg_sys::Oid, source: &SourceTable, caller: &str) {
+    let pk: Value = source
+        .primary_key
+        .iter()
+        .map(|n| {
+            let c = source.column(n).expect("pk column");
+            serde_json::json!({"attname": c.name, "typname": c.type_sql})
+        })
+        .collect();
+    let (ts, tt) = split(plan.store.as_ref());
+    let (vs, vn) = split(plan.view.as_ref());
+    run_with(
+        "INSERT INTO migrate.vectorizer (id, name, source, source_pk, trigger_schema, trigger_function, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by)
+         VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        &[
+            id.into(),
+            plan.name.as_str().into(),
+            relid.into(),
+            JsonB(pk).into(),
+            plan.trigger_function.schema.as_str().into(),
+            plan.trigger_function.name.as_str().into(),
+            plan.queue.schema.as_str().into(),
+            plan.queue.name.as_str().into(),
+            plan.failed_queue.name.as_str().into(),
+            ts.into(),
+            tt.into(),
+            vs.into(),
+            vn.into(),
+            plan.embedding_column.clone().into(),
+            JsonB(plan.config.clone()).into(),
+            caller.into(),
+        ],
+    );
+}
+
+fn split(r: Option<&pgai_migrate_core::plan::Relation>) -> (Option<String>, Option<String>) {
+    match r {
+        Some(r) => (Some(r.schema.clone()), Some(r.name.clone())),
+        None => (None, None),
+    }
+}
+
+pub fn delete(id: i32) {
+    run_with("DELETE FROM migrate.vectorizer WHERE id = $1", &[id.into()]);
+}
+
+/// One row of history, labelled with `migrate.revision_label` when the
+/// migration set it.
+pub fn record_revision(id: i32, name: &str, operation: &str, config: &Value, drop_all: Option<bool>, caller: &str) {
+    run_with(
+        "INSERT INTO migrate.revision (vectorizer_id, vectorizer_name, operation, config, drop_all, applied_by, label)
+         VALUES ($1, $2, $3, $4, $5, $6, NULLIF(pg_catalog.current_setting('migrate.revision_label', true), ''))",
+        &[
+            id.into(),
+            name.into(),
+            operation.into(),
+            JsonB(config.clone()).into(),
+            drop_all.into(),
+            caller.into(),
+        ],
+    );
+}
