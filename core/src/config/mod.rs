@@ -34,6 +34,12 @@ pub struct Config {
 
 impl Config {
     pub fn parse(value: &Value) -> Result<Config> {
+        if !value.is_object() {
+            return Err(ConfigError::invalid(
+                "",
+                format!("the vectorizer config must be a JSON object, got {}", describe(value)),
+            ));
+        }
         let mut o = Obj::new(value, "")?;
         let source = o.required_string("source")?;
         let name = match o.string("name")? {

@@ -109,7 +109,7 @@ fn indexing_scheduling_processing_variants() {
 #[test]
 fn invalid_configs_name_their_path() {
     let cases: Vec<(Value, &str)> = vec![
-        (json!([1, 2]), "config: expected a JSON object, got an array"),
+        (json!([1, 2]), "the vectorizer config must be a JSON object, got an array"),
         (with(blog(), "/source", Value::Null), "source: required key is missing"),
         (with(blog(), "/source", json!(5)), "source: expected a string, got 5"),
         (with(blog(), "/name", json!("")), "name: expected a non-empty string"),

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set everything up (idempotent) and run every test: the pure-Rust unit
+# tests, then the SQL-level and client tests against the installed extension
+# on the local PostgreSQL 18.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+. scripts/env.sh
+
+log "unit tests (pure Rust: config parsing, validation, SQL building)"
+cargo test -p pgai_migrate_core --quiet
+
+log "integration tests against PostgreSQL 18 (pytest)"
+export PATH="$(pg_install)/bin:$PATH"
+"$VENV/bin/python" -W ignore -m pytest "$@"

@@ -1,0 +1,118 @@
+"""Fixtures for the SQL-level tests: each test gets a fresh database cloned
+from a template that has the extension installed, on the local server that
+scripts/setup.sh started."""
+
+import json
+import os
+import uuid
+
+import psycopg
+import pytest
+
+CONNINFO = dict(
+    host=os.environ.get("PGHOST", "/tmp/pgai_migrate"),
+    port=int(os.environ.get("PGPORT", "54329")),
+    user=os.environ.get("PGUSER", "postgres"),
+)
+TEMPLATE = "pgai_migrate_test_template"
+
+BLOG_CONFIG = {
+    "source": "blog",
+    "name": "blog_content_embedder",
+    "destination": {"implementation": "table", "destination": "blog_embeddings"},
+    "loading": {"implementation": "column", "column_name": "content"},
+    "embedding": {"implementation": "openai", "model": "text-embedding-3-small", "dimensions": 768},
+    "chunking": {
+        "implementation": "character_text_splitter",
+        "chunk_size": 800,
+        "chunk_overlap": 400,
+        "separator": ".",
+        "is_separator_regex": False,
+    },
+    "formatting": {"implementation": "python_template", "template": "$title - $chunk"},
+}
+
+
+def connect(dbname, **kw):
+    return psycopg.connect(dbname=dbname, autocommit=True, **{**CONNINFO, **kw})
+
+
+@pytest.fixture(scope="session")
+def template_db():
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    with connect(TEMPLATE) as c:
+        c.execute("CREATE EXTENSION pgai_migrate CASCADE")
+    return TEMPLATE
+
+
+@pytest.fixture
+def dbname(template_db):
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with connect("postgres") as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    yield name
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(dbname):
+    with connect(dbname) as conn:
+        yield conn
+
+
+@pytest.fixture
+def roles():
+    """Create throwaway login roles; dropped (with what they own) afterwards."""
+    made = []
+
+    def make(prefix="r"):
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with connect("postgres") as admin:
+            admin.execute(f'CREATE ROLE "{name}" LOGIN')
+        made.append(name)
+        return name
+
+    yield make
+    with connect("postgres") as admin:
+        for name in made:
+            admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def create_blog(conn, rows=3, table="blog"):
+    conn.execute(
+        f"CREATE TABLE {table} (id int PRIMARY KEY, title text, content text, views int NOT NULL DEFAULT 0)"
+    )
+    conn.execute(
+        f"INSERT INTO {table} SELECT g, 'title ' || g, 'content ' || g FROM generate_series(1, %s) g",
+        (rows,),
+    )
+
+
+def create_vectorizer(conn, config):
+    return conn.execute("SELECT migrate.create_vectorizer(%s::jsonb)", (json.dumps(config),)).fetchone()[0]
+
+
+def queued(conn, vectorizer="blog_content_embedder"):
+    """Primary keys (first key column) currently in the vectorizer's queue."""
+    schema, table = conn.execute(
+        "SELECT queue_schema, queue_table FROM migrate.vectorizer WHERE name = %s", (vectorizer,)
+    ).fetchone()
+    rows = conn.execute(
+        psycopg.sql.SQL("SELECT * FROM {}.{} ORDER BY 1").format(
+            psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
+        )
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def relations(conn):
+    """Every relation outside the system schemas, for before/after checks."""
+    return set(
+        conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+        ).fetchall()
+    )
