@@ -86,6 +86,9 @@ fn create_vectorizer(config: JsonB) -> i32 {
                 run(sql);
             }
         }
+        for sql in &plan.index {
+            run(sql);
+        }
         catalog::insert(id, &plan, relid, &source, &caller);
         catalog::record_revision(id, &plan.name, "create", &plan.config, None, &caller);
     }

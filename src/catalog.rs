@@ -117,6 +117,7 @@ pub fn extension_owner() -> pg_sys::Oid {
 }
 
 pub fn next_id() -> i32 {
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     one("SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4", &[]).expect("nextval")
 }
 

@@ -50,9 +50,13 @@ pub struct Plan {
     /// DDL, grants and ownership changes, run with the extension owner's
     /// rights. None of it runs user-defined code.
     pub create: Vec<String>,
-    /// Run as the source table's owner (it reads the source's data and
-    /// builds an index): queue existing rows, then index the queue.
+    /// Run as the source table's owner, because it reads the source's
+    /// data: queue the existing rows.
     pub as_owner: Vec<String>,
+    /// Indexes on the queues, run after [`Plan::as_owner`] with the
+    /// extension owner's rights (PostgreSQL itself runs the index build's
+    /// comparisons as the table owner).
+    pub index: Vec<String>,
 }
 
 /// Everything the plan needs besides the config.
@@ -332,8 +336,10 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     if config.enqueue_existing {
         as_owner.push(format!("INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {src}"));
     }
-    as_owner.push(format!("ALTER TABLE {q} ADD PRIMARY KEY ({pk_list})"));
-    as_owner.push(format!("CREATE INDEX ON {fq} ({pk_list})"));
+    let index = vec![
+        format!("ALTER TABLE {q} ADD PRIMARY KEY ({pk_list})"),
+        format!("CREATE INDEX ON {fq} ({pk_list})"),
+    ];
 
     let mut cfg = Map::new();
     cfg.insert("name".into(), json!(name));
@@ -364,6 +370,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         ddl_search_path,
         create,
         as_owner,
+        index,
     })
 }
 
