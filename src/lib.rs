@@ -17,3 +17,5 @@ mod spi;
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
 extension_sql_file!("../sql/introspection.sql", name = "introspection", requires = ["catalog"]);
+extension_sql_file!("../sql/helpers.sql", name = "helpers", requires = ["catalog"]);
+extension_sql_file!("../sql/call_forms.sql", name = "call_forms", finalize);

