@@ -51,4 +51,17 @@ fi
 log "building and installing the extension"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 
+# dbmate (a Go binary shipped in its npm package) for the client tests.
+DBMATE_VERSION=2.36.0
+DBMATE="$PGAI_MIGRATE_HOME/npm/node_modules/.bin/dbmate"
+if [ "$("$DBMATE" --version 2>/dev/null || true)" != "dbmate version $DBMATE_VERSION" ]; then
+    if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        log "installing npm"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    fi
+    log "installing dbmate $DBMATE_VERSION into $PGAI_MIGRATE_HOME/npm"
+    npm install --silent --no-audit --no-fund --prefix "$PGAI_MIGRATE_HOME/npm" "dbmate@$DBMATE_VERSION" >/dev/null
+fi
+
 scripts/pg.sh start

@@ -45,6 +45,10 @@ fn create_vectorizer(config: JsonB) -> i32 {
     relations.extend(plan.store.iter());
     relations.extend(plan.view.iter());
     for r in relations {
+        // Two vectorizers with different names may still want the same
+        // table: serialise on the relation name too, so the loser gets a
+        // clean 42P07 instead of a catalog unique violation.
+        catalog::lock_name(&format!("relation {}.{}", r.schema, r.name));
         if catalog::relation_exists(&r.schema, &r.name) {
             raise(ConfigError::new(
                 ErrorKind::DuplicateTable,
