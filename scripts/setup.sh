@@ -49,7 +49,11 @@ if ! grep -qs "pg18 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; t
 fi
 
 log "building and installing the extension"
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+build_log="$PGAI_MIGRATE_HOME/build.log"
+if ! cargo pgrx install --release --pg-config "$PG_CONFIG" >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    exit 1
+fi
 
 # dbmate (a Go binary shipped in its npm package) for the client tests.
 DBMATE_VERSION=2.36.0

@@ -1,0 +1,15 @@
+-- The vectorizer, as a plain SQL migration. The label ties the revision row
+-- to this file.
+BEGIN;
+SET LOCAL migrate.revision_label = '002_blog_vectorizer';
+
+SELECT migrate.create_vectorizer('{
+  "source": "blog",
+  "name": "blog_content_embedder",
+  "destination": {"implementation": "table", "destination": "blog_embeddings"},
+  "loading": {"implementation": "column", "column_name": "content"},
+  "embedding": {"implementation": "openai", "model": "text-embedding-3-small", "dimensions": 768},
+  "chunking": {"implementation": "character_text_splitter", "chunk_size": 800, "chunk_overlap": 400, "separator": ".", "is_separator_regex": false},
+  "formatting": {"implementation": "python_template", "template": "$title - $chunk"}
+}');
+COMMIT;
