@@ -15,10 +15,23 @@ const LOCK_SPACE: i32 = 0x7067_6169;
 /// Resolve the config's `source` like `regclass` does, with the caller's
 /// search_path, and make sure it is a table.
 pub fn resolve_source(source: &str) -> pg_sys::Oid {
-    let found: Option<pg_sys::Oid> = one(
-        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-        &[source.into()],
-    );
+    // to_regclass still raises on malformed names ("a.b.c.d"); re-raise
+    // those as a config error that names the path.
+    let found: Option<pg_sys::Oid> = PgTryBuilder::new(|| {
+        one("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", &[source.into()])
+    })
+    .catch_others(|e| {
+        let reason = match &e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+        };
+        raise(ConfigError::invalid(
+            "source",
+            format!("expected a table name, got \"{source}\": {reason}"),
+        ))
+    })
+    .execute();
     let Some(relid) = found else {
         raise(ConfigError::new(
             ErrorKind::UndefinedTable,

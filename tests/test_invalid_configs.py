@@ -57,6 +57,7 @@ CASES = [
     ("grant-to-not-array", patched("grant_to", "bob"), "22023", 'grant_to: expected an array of role names, got "bob"'),
     ("enqueue-existing-string", patched("enqueue_existing", "yes"), "22023", 'enqueue_existing: expected true or false, got "yes"'),
     ("unknown-source", patched("source", "nosuchtable"), "42P01", 'source: relation "nosuchtable" does not exist'),
+    ("source-malformed-name", patched("source", "a.b.c.d"), "22023", 'source: expected a table name, got "a.b.c.d"'),
     ("source-is-view", patched("source", "pg_tables"), "42809", 'source: "pg_tables" is not a table'),
     ("missing-loading-column", patched("loading.column_name", "body"), "42703", 'loading.column_name: column "body" does not exist in public.blog'),
     ("non-text-loading-column", patched("loading.column_name", "views"), "42804", 'loading.column_name: expected a text, varchar, char or bytea column, "views" is integer'),
