@@ -1,0 +1,58 @@
+"""examples/quickstart.sql (the README's quick start) run with psql exactly as
+the README says, into a database without the extension."""
+
+import os
+import re
+import subprocess
+
+from conftest import ROOT, client_env, connect, pg_tool
+
+QUICKSTART = os.path.join(ROOT, "examples", "quickstart.sql")
+
+
+def run_quickstart(dbname):
+    result = subprocess.run(
+        [pg_tool("psql"), "-X", "-v", "ON_ERROR_STOP=1", "-d", dbname, "-f", QUICKSTART],
+        env=client_env(), capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # One line per output row, cells separated by single "|".
+    return [re.sub(r"\s*\|\s*", "|", line.strip()) for line in result.stdout.splitlines()]
+
+
+def section(lines, header):
+    """The rows of the result whose header line is `header`."""
+    start = lines.index(header) + 2  # skip the ----- line
+    end = next(i for i in range(start, len(lines)) if re.fullmatch(r"\(\d+ rows?\)", lines[i]))
+    return lines[start:end]
+
+
+def test_quickstart_output(new_database):
+    dbname = new_database(empty=True)
+    lines = run_quickstart(dbname)
+    assert lines[:3] == ["CREATE EXTENSION", "CREATE TABLE", "INSERT 0 3"]
+    assert section(lines, "create_vectorizer") == ["1"]
+    assert section(lines, "kind|schema_name|table_name") == [
+        "store|public|blog_embeddings_store",
+        "view|public|blog_embeddings",
+        "queue|migrate|_vectorizer_q_1",
+        "failed_queue|migrate|_vectorizer_q_failed_1",
+    ]
+    assert section(lines, "queued_id") == ["1", "2", "3", "4"]
+    assert section(lines, "id|vectorizer_name|operation") == [
+        "1|blog_content_embedder|create",
+        "2|blog_content_embedder|drop",
+    ]
+    assert lines[-1] == "DROP TABLE"
+    with connect(dbname) as conn:  # it cleans up after itself
+        assert conn.execute("SELECT to_regclass('blog'), to_regclass('blog_embeddings_store')").fetchone() == (None, None)
+        assert conn.execute("SELECT count(*) FROM migrate.vectorizer").fetchone()[0] == 0
+
+
+def test_quickstart_runs_again_in_the_same_database(new_database):
+    dbname = new_database(empty=True)
+    run_quickstart(dbname)
+    lines = run_quickstart(dbname)
+    assert section(lines, "create_vectorizer") == ["2"]
+    assert section(lines, "queued_id") == ["1", "2", "3", "4"]
+    assert len(section(lines, "id|vectorizer_name|operation")) == 4
