@@ -1,0 +1,144 @@
+"""pg_dump of a database with vectorizers, restored into a fresh empty
+database (plain format with psql, custom format with pg_restore): catalog,
+objects, queued work, embeddings and history come back, the triggers keep
+working and new vectorizers get fresh ids."""
+
+import subprocess
+
+import pytest
+
+from conftest import (
+    BLOG_CONFIG,
+    client_env,
+    connect,
+    create_blog,
+    create_vectorizer,
+    managed,
+    pg_tool,
+    queued,
+    schema_snapshot,
+)
+
+POST_CONFIG = {
+    **BLOG_CONFIG,
+    "source": "post",
+    "name": "post_content_embedder",
+    "destination": {"implementation": "table", "destination": "post_embeddings"},
+}
+ZERO = "array_fill(0, ARRAY[768])::vector"
+
+
+def populate(conn):
+    """post's vectorizer (id 1) is dropped keeping its store and view; blog's
+    (id 2) is live with queued work, a failed item and stored embeddings."""
+    create_blog(conn, rows=3)
+    create_blog(conn, rows=2, table="post")
+    with conn.transaction():
+        conn.execute("SET LOCAL migrate.revision_label = 'm1'")
+        assert create_vectorizer(conn, POST_CONFIG) == 1
+    with conn.transaction():
+        conn.execute("SET LOCAL migrate.revision_label = 'm2'")
+        assert create_vectorizer(conn, BLOG_CONFIG) == 2
+    conn.execute(f"INSERT INTO post_embeddings_store (id, chunk_seq, chunk, embedding) VALUES (1, 0, 'p', {ZERO})")
+    conn.execute(
+        f"INSERT INTO blog_embeddings_store (id, chunk_seq, chunk, embedding) VALUES "
+        f"(1, 0, 'c', {ZERO}), (1, 1, 'd', {ZERO}), (2, 0, 'e', {ZERO})"
+    )
+    with conn.transaction():
+        conn.execute("SET LOCAL migrate.revision_label = 'm3'")
+        conn.execute("SELECT migrate.drop_vectorizer('post_content_embedder', drop_all => false)")
+    conn.execute("INSERT INTO blog VALUES (4, 'title 4', 'content 4')")
+    conn.execute("INSERT INTO migrate._vectorizer_q_failed_2 (id, failure_step) VALUES (3, 'loading')")
+
+
+def state(conn):
+    """Everything a restore must bring back, comparable across databases."""
+    rows = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
+    return dict(
+        schema=schema_snapshot(conn),
+        catalog=rows("SELECT to_jsonb(v) FROM migrate.vectorizer v ORDER BY id"),
+        managed=managed(conn),
+        revisions=rows("SELECT to_jsonb(r) FROM migrate.revision r ORDER BY id"),
+        status=rows("SELECT name, source::text, target_table, view, pending_items FROM migrate.vectorizer_status"),
+        queue=rows("SELECT * FROM migrate._vectorizer_q_2 ORDER BY id"),
+        failed=rows("SELECT * FROM migrate._vectorizer_q_failed_2 ORDER BY id"),
+        blog_store=rows("SELECT embedding_uuid, id, chunk_seq, chunk, embedding::text FROM blog_embeddings_store ORDER BY 2, 3"),
+        post_store=rows("SELECT embedding_uuid, id, chunk_seq, chunk, embedding::text FROM post_embeddings_store ORDER BY 2, 3"),
+        view=rows("SELECT id, chunk_seq, chunk, title FROM blog_embeddings ORDER BY 1, 2"),
+        sources=rows("SELECT 'blog', * FROM blog UNION ALL SELECT 'post', * FROM post ORDER BY 1, 2"),
+        # trigger functions: body, SECURITY DEFINER, fixed search_path, owner
+        functions=rows(
+            "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), pg_get_userbyid(p.proowner) "
+            "FROM pg_proc p WHERE p.pronamespace = 'migrate'::regnamespace "
+            "AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') ORDER BY 1"
+        ),
+        owners=rows(
+            "SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner), c.relacl::text FROM pg_class c "
+            "WHERE c.relnamespace IN ('public'::regnamespace, 'migrate'::regnamespace) ORDER BY 1"
+        ),
+        sequences=rows("SELECT last_value FROM migrate.vectorizer_id_seq UNION ALL SELECT last_value FROM migrate.revision_id_seq"),
+    )
+
+
+def dump_and_restore(source_db, target_db, fmt, tmp_path):
+    env = client_env()
+    if fmt == "plain":
+        path = tmp_path / "dump.sql"
+        subprocess.run([pg_tool("pg_dump"), "-d", source_db, "-f", str(path)], env=env, check=True)
+        restore = [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target_db, "-f", str(path)]
+    else:
+        path = tmp_path / "dump.custom"
+        subprocess.run([pg_tool("pg_dump"), "-Fc", "-d", source_db, "-f", str(path)], env=env, check=True)
+        restore = [pg_tool("pg_restore"), "--exit-on-error", "-d", target_db, str(path)]
+    result = subprocess.run(restore, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ERROR" not in result.stderr and "WARNING" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["plain", "custom"])
+def test_dump_and_restore_into_a_fresh_database(fmt, db, dbname, new_database, tmp_path):
+    populate(db)
+    before = state(db)
+    assert [r[1] for r in before["managed"]] == ["blog_content_embedder"] * 4
+    assert [r[0] for r in before["queue"]] == [1, 2, 3, 4]
+    assert len(before["revisions"]) == 3
+
+    restored = new_database(empty=True)
+    dump_and_restore(dbname, restored, fmt, tmp_path)
+
+    with connect(restored) as conn:
+        assert state(conn) == before
+
+        # The live vectorizer's triggers still work.
+        conn.execute("INSERT INTO blog VALUES (10, 'title 10', 'content 10')")
+        conn.execute("UPDATE blog SET views = views + 1 WHERE id = 2")  # not a column it reads
+        assert queued(conn) == [1, 2, 3, 4, 10]
+        conn.execute("DELETE FROM blog WHERE id = 1")
+        assert conn.execute("SELECT id, chunk_seq FROM blog_embeddings_store ORDER BY 1, 2").fetchall() == [(2, 0)]
+        assert queued(conn) == [2, 3, 4, 10]
+
+        # A new vectorizer gets a fresh id: not 2 (live) nor 1 (dropped, its
+        # name reused here), and the history continues.
+        with conn.transaction():
+            conn.execute("SET LOCAL migrate.revision_label = 'm4'")
+            new_id = create_vectorizer(
+                conn, {**POST_CONFIG, "destination": {"implementation": "table", "destination": "post_embeddings_v2"}}
+            )
+        assert new_id == 3
+        assert queued(conn, "post_content_embedder") == [1, 2]
+        assert conn.execute("SELECT id, vectorizer_id, operation, label FROM migrate.revision ORDER BY id").fetchall() == [
+            (1, 1, "create", "m1"),
+            (2, 2, "create", "m2"),
+            (3, 1, "drop", "m3"),
+            (4, 3, "create", "m4"),
+        ]
+        assert [r[:3] for r in managed(conn)] == [
+            (2, "blog_content_embedder", "store"),
+            (2, "blog_content_embedder", "view"),
+            (2, "blog_content_embedder", "queue"),
+            (2, "blog_content_embedder", "failed_queue"),
+            (3, "post_content_embedder", "store"),
+            (3, "post_content_embedder", "view"),
+            (3, "post_content_embedder", "queue"),
+            (3, "post_content_embedder", "failed_queue"),
+        ]
