@@ -1,0 +1,2 @@
+-- What an introspection tool runs: every managed relation.
+SELECT * FROM migrate.managed_tables();
