@@ -198,3 +198,88 @@ def managed(conn):
         "SELECT vectorizer_id, vectorizer_name, kind, schema_name::text, table_name::text, relid::text "
         "FROM migrate.managed_tables()"
     ).fetchall()
+
+
+# --- Helpers for the hardening tests (transactions, concurrency, hostile
+# input, privileges) ---------------------------------------------------------
+
+SERVER_LOG = os.environ.get("PGAI_MIGRATE_SERVER_LOG", os.path.join(CONNINFO["host"], "server.log"))
+
+
+def catalog_snapshot(conn):
+    """Everything a create or drop could leave behind, in this database:
+    every relation (system ones too, so toast tables and row types count),
+    trigger, function, type, dependency and ownership record, plus the
+    extension's catalog and history. Comparable before/after a rollback."""
+    q = conn.execute
+    return {
+        "pg_class": set(q(
+            "SELECT n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'"
+        ).fetchall()),
+        "pg_trigger": set(q(
+            "SELECT tgrelid::regclass::text, tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger"
+        ).fetchall()),
+        "pg_proc": set(q(
+            "SELECT oid::regprocedure::text, pg_get_userbyid(proowner), prosecdef, proconfig::text FROM pg_proc"
+        ).fetchall()),
+        "pg_type": set(q("SELECT typnamespace::regnamespace::text, typname FROM pg_type").fetchall()),
+        "pg_depend": q("SELECT count(*) FROM pg_depend").fetchone()[0],
+        "pg_shdepend": q(
+            "SELECT count(*) FROM pg_shdepend WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()[0],
+        "acl": set(q(
+            "SELECT c.oid::regclass::text, c.relacl::text FROM pg_class c WHERE c.relacl IS NOT NULL "
+            "UNION ALL SELECT nspname, nspacl::text FROM pg_namespace WHERE nspacl IS NOT NULL"
+        ).fetchall()),
+        "vectorizer": q("SELECT to_jsonb(v) - 'created_at' FROM migrate.vectorizer v ORDER BY id").fetchall(),
+        "revision": q("SELECT to_jsonb(r) - 'applied_at' FROM migrate.revision r ORDER BY id").fetchall(),
+    }
+
+
+def trigger_count(conn, table="blog"):
+    return conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", (table,)
+    ).fetchone()[0]
+
+
+def server_state():
+    """(postmaster start time, size of the server log), to prove afterwards
+    that the server did not restart and logged no crash."""
+    with connect("postgres") as c:
+        started = c.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+    size = os.path.getsize(SERVER_LOG) if os.path.exists(SERVER_LOG) else None
+    return started, size
+
+
+CRASH_MARKERS = ("terminated by signal", "PANIC:", "server process (PID", "was terminated", "all server processes terminated")
+
+
+def assert_server_survived(before):
+    """The server was not restarted and logged no crash since `before`
+    (from server_state())."""
+    started, size = before
+    now_started, _ = server_state()
+    assert now_started == started, f"the server restarted: {started} -> {now_started}"
+    if size is not None:
+        with open(SERVER_LOG, "rb") as f:
+            f.seek(size)
+            added = f.read().decode("utf-8", "replace")
+        crashes = [line for line in added.splitlines() if any(m in line for m in CRASH_MARKERS)]
+        assert not crashes, "server log shows a crash:\n" + "\n".join(crashes[:20])
+
+
+def wait_until_blocked(conn, pid, timeout=10.0):
+    """Wait until backend `pid` waits on a heavyweight lock (advisory or
+    relation); fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+        if row and row[0] == "Lock":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never blocked on a lock")
