@@ -204,6 +204,17 @@ BASES = [
 ]
 
 
+MAX_DEPTH = 120
+
+
+def depth(v):
+    if isinstance(v, dict):
+        return 1 + max((depth(c) for c in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((depth(c) for c in v), default=0)
+    return 0
+
+
 def pointers(v, at=()):
     yield at
     if isinstance(v, dict):
@@ -250,10 +261,13 @@ def mutate(rng, config):
         elif kind < 0.6:
             v = put(v, p, rng.choice(NUMBERS))
         elif kind < 0.65:
-            inner = get(v, p)
-            for _ in range(rng.randint(1, 100)):  # deeper is test_deep_nesting's business
-                inner = [inner] if rng.random() < 0.5 else {"implementation": inner}
-            v = put(v, p, inner)
+            # Up to MAX_DEPTH levels in all; deeper is test_deep_nesting's business.
+            room = MAX_DEPTH - depth(v)
+            if room > 0:
+                inner = get(v, p)
+                for _ in range(rng.randint(1, room)):
+                    inner = [inner] if rng.random() < 0.5 else {"implementation": inner}
+                v = put(v, p, inner)
         elif kind < 0.7:
             v = put(v, p, rand_text(rng))
         elif kind < 0.8 and isinstance(v, dict):
@@ -346,7 +360,10 @@ def test_random_and_mutated_configs_fail_cleanly(fuzz_db):
             elif valid_jsonb and e.sqlstate == "22023":
                 # The extension's own config errors name a JSON path (or the root).
                 msg = e.diag.message_primary
-                assert msg.startswith("the vectorizer config must be a JSON object") or ": " in msg, msg
+                if msg == "unknown key" and '"": ' in text:
+                    outcomes["unknown empty key (see test_empty_top_level_key_is_named)"] += 1
+                elif not (msg.startswith("the vectorizer config must be a JSON object") or ": " in msg):
+                    unclean.append((kind, "no path", e.sqlstate, msg, text[:300]))
         assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     print(f"\nSQL fuzz (seed {SEED}): {sum(by_kind.values())} configs {dict(by_kind)}; outcomes {dict(sorted(outcomes.items()))}")
     assert not unclean, "\n".join(map(str, unclean[:10]))
@@ -355,7 +372,7 @@ def test_random_and_mutated_configs_fail_cleanly(fuzz_db):
     assert_server_survived(before_server)
     # The sample must reach past the parser: some configs create everything.
     assert outcomes["accepted (rolled back)"] >= CASES // 20, outcomes
-    assert len([s for s in outcomes if s != "accepted (rolled back)"]) >= 8, outcomes
+    assert len([s for s in outcomes if s[:1].isdigit()]) >= 8, outcomes
 
 
 def test_jsonb_level_rejections_are_clean(hostile_db):
@@ -381,6 +398,26 @@ def test_jsonb_level_rejections_are_clean(hostile_db):
         assert e.value.sqlstate == sqlstate
     assert sentinel_ok(db)
     assert_server_survived(before_server)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (minor): an unknown top-level key that is the empty string is reported as plain 'unknown key' "
+    "with an empty path, indistinguishable from an error about the whole document (core/src/json.rs "
+    "join(\"\", \"\") is \"\"); nested, it reads 'embedding.: unknown key'",
+)
+def test_empty_top_level_key_is_named(hostile_db):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+        create_vectorizer(hostile_db, {**BLOG_CONFIG, "": 1})
+    assert e.value.diag.message_primary != "unknown key"
+
+
+def test_empty_nested_key_is_named(hostile_db):
+    config = copy.deepcopy(BLOG_CONFIG)
+    config["embedding"][""] = 1
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+        create_vectorizer(hostile_db, config)
+    assert e.value.diag.message_primary == "embedding.: unknown key"
 
 
 @pytest.mark.parametrize("depth", [100, 126])
