@@ -283,3 +283,12 @@ def wait_until_blocked(conn, pid, timeout=10.0):
             return
         time.sleep(0.01)
     raise AssertionError(f"backend {pid} never blocked on a lock")
+
+
+@pytest.fixture(scope="module")
+def server_watch():
+    """Module-wide: the server neither restarted nor logged a crash while
+    the module's tests ran. Use with pytestmark = usefixtures("server_watch")."""
+    before = server_state()
+    yield
+    assert_server_survived(before)

@@ -18,6 +18,9 @@ import pytest
 
 from conftest import BLOG_CONFIG, connect, create_blog, create_vectorizer, queued, trigger_count, wait_until_blocked
 
+# The server neither restarts nor logs a crash during this module.
+pytestmark = pytest.mark.usefixtures("server_watch")
+
 # Key space of the extension's advisory locks (src/catalog.rs LOCK_SPACE, "pgai").
 LOCK_SPACE = 0x70676169
 

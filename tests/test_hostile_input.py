@@ -30,6 +30,9 @@ from conftest import (
     trigger_count,
 )
 
+# The server neither restarts nor logs a crash during this module.
+pytestmark = pytest.mark.usefixtures("server_watch")
+
 # What create_vectorizer may answer (SPEC section 4 and the issue).
 EXTENSION_SQLSTATES = {
     "22023", "42P01", "42703", "42804", "42701", "55000", "42704",

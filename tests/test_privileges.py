@@ -9,6 +9,9 @@ from psycopg import sql
 
 from conftest import BLOG_CONFIG, connect, create_blog, create_vectorizer, queued, trigger_count
 
+# The server neither restarts nor logs a crash during this module.
+pytestmark = pytest.mark.usefixtures("server_watch")
+
 
 def own_config(table, name, **extra):
     """A minimal config over a table with (id int PRIMARY KEY, content text)."""

@@ -20,6 +20,9 @@ from conftest import (
     trigger_count,
 )
 
+# The server neither restarts nor logs a crash during this module.
+pytestmark = pytest.mark.usefixtures("server_watch")
+
 
 def test_create_then_rollback_leaves_nothing(db):
     create_blog(db)
