@@ -291,7 +291,7 @@ def test_drop_while_other_sessions_write(db, dbname, drop_all):
     def writer(i):
         def fn(c):
             rng = random.Random(i)
-            key = 1000 * (i + 1)
+            key = 1_000_000 * (i + 1)  # disjoint key ranges per writer
             while not stop.is_set():
                 try:
                     c.execute("INSERT INTO blog (id, title, content) VALUES (%s, 't', 'c')", (key,))
