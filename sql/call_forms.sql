@@ -1,6 +1,12 @@
 -- The other ways to call create/drop. Defined after the Rust functions they
 -- wrap.
 
+-- The jsonb form. The Rust function reads the document's text itself, so a
+-- document nested too deeply for it is a config error like any other.
+CREATE FUNCTION migrate.create_vectorizer(config jsonb) RETURNS int4
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate._create_vectorizer(config::pg_catalog.text) $$;
+
 -- pgai's named-argument form. Builds the JSON document and hands it to
 -- migrate.create_vectorizer(jsonb), so both forms store the same config.
 CREATE FUNCTION migrate.create_vectorizer(
@@ -49,7 +55,7 @@ $$;
 -- prefers a text parameter for unknown literals, so this form catches it.
 CREATE FUNCTION migrate.create_vectorizer(config text) RETURNS int4
 LANGUAGE sql VOLATILE
-AS $$ SELECT migrate.create_vectorizer(config::pg_catalog.jsonb) $$;
+AS $$ SELECT migrate._create_vectorizer(config::pg_catalog.jsonb::pg_catalog.text) $$;
 
 -- pgai's drop by id.
 CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false) RETURNS void

@@ -21,6 +21,14 @@ CREATE TABLE migrate.vectorizer (
     view_schema        name,
     view_name          name,
     embedding_column   name,
+    -- The objects themselves, by OID: drop removes exactly what create
+    -- made, even if a name now belongs to something else, and renames are
+    -- followed. The name columns above record what was created.
+    trigger_function_oid regprocedure NOT NULL,
+    queue_relid        regclass NOT NULL,
+    queue_failed_relid regclass NOT NULL,
+    store_relid        regclass,
+    view_relid         regclass,
     config             jsonb NOT NULL,
     created_at         timestamptz NOT NULL DEFAULT now(),
     created_by         name NOT NULL

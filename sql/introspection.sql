@@ -13,17 +13,21 @@ RETURNS TABLE (
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT v.id, v.name, k.kind, k.schema_name, k.table_name, c.oid::regclass
+    -- Current names by OID (renames are followed); the recorded name and a
+    -- NULL relid if the relation was dropped by hand.
+    SELECT v.id, v.name, k.kind,
+           COALESCE(n.nspname, k.schema_name), COALESCE(c.relname, k.table_name),
+           c.oid::regclass
     FROM migrate.vectorizer v
     CROSS JOIN LATERAL (VALUES
-        (1, 'store',        v.target_schema, v.target_table),
-        (2, 'view',         v.view_schema,   v.view_name),
-        (3, 'queue',        v.queue_schema,  v.queue_table),
-        (4, 'failed_queue', v.queue_schema,  v.queue_failed_table)
-    ) AS k(ord, kind, schema_name, table_name)
-    LEFT JOIN pg_namespace n ON n.nspname = k.schema_name
-    LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = k.table_name
-    WHERE k.table_name IS NOT NULL
+        (1, 'store',        v.store_relid,        v.target_schema, v.target_table),
+        (2, 'view',         v.view_relid,         v.view_schema,   v.view_name),
+        (3, 'queue',        v.queue_relid,        v.queue_schema,  v.queue_table),
+        (4, 'failed_queue', v.queue_failed_relid, v.queue_schema,  v.queue_failed_table)
+    ) AS k(ord, kind, relid, schema_name, table_name)
+    LEFT JOIN pg_class c ON c.oid = k.relid
+    LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE k.relid IS NOT NULL
     ORDER BY v.id, k.ord
 $$;
 
@@ -41,8 +45,9 @@ DECLARE
     q regclass;
     n bigint;
 BEGIN
-    SELECT to_regclass(format('%I.%I', v.queue_schema, v.queue_table)) INTO q
-    FROM migrate.vectorizer v WHERE v.id = vectorizer_queue_pending.vectorizer_id;
+    SELECT c.oid::regclass INTO q
+    FROM migrate.vectorizer v JOIN pg_class c ON c.oid = v.queue_relid
+    WHERE v.id = vectorizer_queue_pending.vectorizer_id;
     IF q IS NULL THEN
         RETURN NULL;
     END IF;

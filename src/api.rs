@@ -12,10 +12,12 @@ use crate::error::{raise, OrRaise};
 use crate::security::{current_user, AsRole};
 use crate::spi::{one, run, set_search_path};
 
-/// Create a vectorizer from one JSON document; returns its id.
-#[pg_extern(volatile, parallel_unsafe)]
-fn create_vectorizer(config: JsonB) -> i32 {
-    let config = Config::parse(&config.0).or_raise();
+/// Create a vectorizer from the text of one jsonb document; returns its
+/// id. Called by `migrate.create_vectorizer(jsonb)`: taking text lets a
+/// too-deeply nested document fail as a config error.
+#[pg_extern(volatile, parallel_unsafe, name = "_create_vectorizer")]
+fn create_vectorizer(config: &str) -> i32 {
+    let config = Config::parse_text(config).or_raise();
     let (_, caller) = current_user();
 
     // The source resolves with the caller's search_path; everything after
@@ -34,21 +36,22 @@ fn create_vectorizer(config: JsonB) -> i32 {
     let id = catalog::next_id();
     let plan = build_plan(&config, &Context { source: &source, env: &env, id }).or_raise();
 
-    catalog::lock_name(&plan.name);
+    let mut relations: Vec<&Relation> = vec![&plan.queue, &plan.failed_queue];
+    relations.extend(plan.store.iter());
+    relations.extend(plan.view.iter());
+    // Two vectorizers with different names may still want the same table:
+    // serialise on relation names too, so the loser gets a clean 42P07
+    // instead of a catalog unique violation.
+    let mut locks = vec![plan.name.clone()];
+    locks.extend(relations.iter().map(|r| catalog::relation_lock(&r.schema, &r.name)));
+    catalog::lock_names(&locks);
     if let Some(existing) = catalog::find(&plan.name) {
         return already_exists(&config, &plan, existing, &caller_path);
     }
     for (path, schema) in &plan.schemas {
         check_schema(path, schema);
     }
-    let mut relations: Vec<&Relation> = vec![&plan.queue, &plan.failed_queue];
-    relations.extend(plan.store.iter());
-    relations.extend(plan.view.iter());
     for r in relations {
-        // Two vectorizers with different names may still want the same
-        // table: serialise on the relation name too, so the loser gets a
-        // clean 42P07 instead of a catalog unique violation.
-        catalog::lock_name(&format!("relation {}.{}", r.schema, r.name));
         if catalog::relation_exists(&r.schema, &r.name) {
             raise(ConfigError::new(
                 ErrorKind::DuplicateTable,
@@ -72,10 +75,30 @@ fn create_vectorizer(config: JsonB) -> i32 {
         }
     }
 
+    // USAGE on a schema is the schema owner's to give: grant it only where
+    // the caller could have (the extension's own schema included).
+    let schema_grants: Vec<&String> = plan
+        .schema_grants
+        .iter()
+        .filter(|(schema, _)| {
+            schema == pgai_migrate_core::plan::EXTENSION_SCHEMA
+                || one::<bool>(
+                    "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+                    &[schema.as_str().into()],
+                ) == Some(true)
+        })
+        .map(|(_, sql)| sql)
+        .collect();
+    for (schema, _) in &plan.schema_grants {
+        if !schema_grants.iter().any(|g| g.contains(&pgai_migrate_core::ident::quote_ident(schema))) {
+            notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+        }
+    }
+
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
         set_search_path(&plan.ddl_search_path);
-        for sql in &plan.create {
+        for sql in plan.create.iter().chain(schema_grants) {
             run(sql);
         }
         set_search_path("pg_catalog, pg_temp");
@@ -162,8 +185,9 @@ fn check_schema(path: &str, schema: &str) {
             path,
             format!("schema \"{schema}\" does not exist"),
         )),
-        // The extension's own schema is written by the extension, not the caller.
-        Some(false) if schema != pgai_migrate_core::plan::EXTENSION_SCHEMA => raise(ConfigError::new(
+        // The queue may go in the extension's own schema, which the
+        // extension writes; nothing else may.
+        Some(false) if !(path == "queue_schema" && schema == pgai_migrate_core::plan::EXTENSION_SCHEMA) => raise(ConfigError::new(
             ErrorKind::InsufficientPrivilege,
             path,
             format!("permission denied to create objects in schema \"{schema}\""),
@@ -178,7 +202,7 @@ fn check_schema(path: &str, schema: &str) {
 fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: default!(bool, false)) {
     let (_, caller) = current_user();
     let caller_path = set_search_path("pg_catalog, pg_temp");
-    catalog::lock_name(name);
+    catalog::lock_names(&[name.to_string()]);
     let Some(existing) = catalog::find(name) else {
         if if_exists {
             notice!("vectorizer \"{name}\" does not exist, skipping");
@@ -192,24 +216,16 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
         ).with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"))
     };
     let row = &existing.row;
-    let rel = |schema: &str, table: &str| -> Option<Relation> {
-        Some(Relation {
-            path: String::new(),
-            schema: row[schema].as_str()?.to_string(),
-            name: row[table].as_str()?.to_string(),
-        })
+    // What exists now of what create made, by OID: a name that has since
+    // been given to another relation is never dropped.
+    let by_oid = |oid: pg_sys::Oid| -> Option<Relation> {
+        catalog::relation_name(oid).map(|(schema, name)| Relation { path: String::new(), schema, name })
     };
-    let queue = rel("queue_schema", "queue_table").expect("queue");
-    let failed = rel("queue_schema", "queue_failed_table").expect("failed queue");
-
+    let queue = by_oid(existing.queue);
+    let failed = by_oid(existing.failed_queue);
     // Owner of the source table, or — when the source is gone — of the queue.
-    let allowed = catalog::owns_relation(existing.source).or_else(|| {
-        one::<pg_sys::Oid>(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1, $2))::pg_catalog.oid",
-            &[queue.schema.as_str().into(), queue.name.as_str().into()],
-        )
-        .and_then(catalog::owns_relation)
-    });
+    let allowed = catalog::owns_relation(existing.source)
+        .or_else(|| catalog::owns_relation(existing.queue));
     let allowed = allowed.unwrap_or_else(|| unsafe { pg_sys::superuser() });
     if !allowed {
         raise(ConfigError::new(
@@ -220,18 +236,28 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
     }
 
     let (view, store) = if drop_all {
-        (rel("view_schema", "view_name"), rel("target_schema", "target_table"))
+        (existing.view.and_then(by_oid), existing.store.and_then(by_oid))
     } else {
         (None, None)
     };
-    let function = rel("trigger_schema", "trigger_function").expect("trigger function");
+    let function: Option<Relation> = one::<JsonB>(
+        "SELECT (SELECT pg_catalog.jsonb_build_array(n.nspname, p.proname) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = $1)",
+        &[existing.trigger_function.into()],
+    )
+    .map(|j| Relation {
+        path: String::new(),
+        schema: j.0[0].as_str().unwrap_or_default().to_string(),
+        name: j.0[1].as_str().unwrap_or_default().to_string(),
+    });
+    let trigger_base = row["trigger_function"].as_str().unwrap_or_default().to_string();
+    let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
         let source: Option<String> = one(
             "SELECT (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1)",
             &[existing.source.into()],
         );
-        for sql in drop_sql(source.as_deref(), &function, &[queue, failed], view.as_ref(), store.as_ref()) {
+        for sql in drop_sql(source.as_deref(), &trigger_base, function.as_ref(), &queues, view.as_ref(), store.as_ref()) {
             run(&sql);
         }
         catalog::delete(existing.id);

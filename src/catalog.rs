@@ -134,13 +134,30 @@ pub fn next_id() -> i32 {
     one("SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4", &[]).expect("nextval")
 }
 
-/// Serialises creates and drops of one vectorizer name across sessions
-/// until the end of the transaction.
-pub fn lock_name(name: &str) {
+/// Serialises creates and drops of the same vectorizer name or relation
+/// names across sessions until the end of the transaction. All keys are
+/// taken in one sorted pass, so two calls with crossed names cannot
+/// deadlock.
+pub fn lock_names(names: &[String]) {
     run_with(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-        &[LOCK_SPACE.into(), name.into()],
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT pg_catalog.hashtext(n) AS k FROM pg_catalog.unnest($2::pg_catalog.text[]) AS n ORDER BY 1) AS keys",
+        &[LOCK_SPACE.into(), names.to_vec().into()],
     );
+}
+
+/// The lock key of a relation name; see [`lock_names`].
+pub fn relation_lock(schema: &str, name: &str) -> String {
+    format!("relation {schema}.{name}")
+}
+
+/// `(schema, name)` of a relation by OID, if it still exists.
+pub fn relation_name(relid: pg_sys::Oid) -> Option<(String, String)> {
+    let json: Option<JsonB> = one(
+        "SELECT (SELECT pg_catalog.jsonb_build_array(n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1)",
+        &[relid.into()],
+    );
+    let v = json?.0;
+    Some((v[0].as_str()?.to_string(), v[1].as_str()?.to_string()))
 }
 
 pub struct Existing {
@@ -148,6 +165,12 @@ pub struct Existing {
     pub source: pg_sys::Oid,
     pub config: Value,
     pub row: Value,
+    /// OIDs of queue, failed queue, view and store (None where absent).
+    pub queue: pg_sys::Oid,
+    pub failed_queue: pg_sys::Oid,
+    pub view: Option<pg_sys::Oid>,
+    pub store: Option<pg_sys::Oid>,
+    pub trigger_function: pg_sys::Oid,
 }
 
 pub fn find(name: &str) -> Option<Existing> {
@@ -157,14 +180,20 @@ pub fn find(name: &str) -> Option<Existing> {
     );
     let row = row?.0;
     let id = row["id"].as_i64().expect("id") as i32;
-    let source: pg_sys::Oid = one(
-        "SELECT source::pg_catalog.oid FROM migrate.vectorizer WHERE id = $1",
-        &[id.into()],
-    )
-    .expect("source");
+    let oid = |column: &str| -> Option<pg_sys::Oid> {
+        one(
+            &format!("SELECT {column}::pg_catalog.oid FROM migrate.vectorizer WHERE id = $1"),
+            &[id.into()],
+        )
+    };
     Some(Existing {
         id,
-        source,
+        source: oid("source").expect("source"),
+        queue: oid("queue_relid").expect("queue"),
+        failed_queue: oid("queue_failed_relid").expect("failed queue"),
+        view: oid("view_relid"),
+        store: oid("store_relid"),
+        trigger_function: oid("trigger_function_oid").expect("trigger function"),
         config: row["config"].clone(),
         row,
     })
@@ -181,9 +210,16 @@ pub fn insert(id: i32, plan: &Plan, relid: pg_sys::Oid, source: &SourceTable, ca
         .collect();
     let (ts, tt) = split(plan.store.as_ref());
     let (vs, vn) = split(plan.view.as_ref());
+    // OIDs are looked up by the names just created, in the same statement.
     run_with(
-        "INSERT INTO migrate.vectorizer (id, name, source, source_pk, trigger_schema, trigger_function, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by)
-         VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "INSERT INTO migrate.vectorizer (id, name, source, source_pk, trigger_schema, trigger_function, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by,
+                                         trigger_function_oid, queue_relid, queue_failed_relid, store_relid, view_relid)
+         VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 pg_catalog.format('%I.%I()', $5, $6)::pg_catalog.regprocedure,
+                 pg_catalog.format('%I.%I', $7, $8)::pg_catalog.regclass,
+                 pg_catalog.format('%I.%I', $7, $9)::pg_catalog.regclass,
+                 CASE WHEN $11 IS NOT NULL THEN pg_catalog.format('%I.%I', $10, $11)::pg_catalog.regclass END,
+                 CASE WHEN $13 IS NOT NULL THEN pg_catalog.format('%I.%I', $12, $13)::pg_catalog.regclass END)",
         &[
             id.into(),
             plan.name.as_str().into(),

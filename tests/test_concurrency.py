@@ -170,13 +170,6 @@ def test_same_destination_many_sessions_at_once(db, dbname):
     assert object_counts(db) == (1, 1, 3, 1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: create_vectorizer takes its per-relation advisory locks one by one in plan order (queue, failed "
-    "queue, store, view) and checks each before taking the next (src/api.rs), so two creates whose store/view names "
-    "are crossed (A: store p, view q; B: store q, view p) can each hold one lock and wait for the other: "
-    "40P01 'deadlock detected' instead of one success and one 42P07",
-)
 def test_crossed_destination_names_do_not_deadlock(db, dbname):
     """A wants store p and view q, B wants store q and view p. The lock on q
     is held by a third session while B and then A queue for it, which forces
@@ -585,13 +578,6 @@ def folded_change_is_lost(dbname):
     return worker_saw_old and not requeued
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the trigger queues with INSERT ... ON CONFLICT DO NOTHING (core/src/plan.rs), which neither "
-    "locks nor touches an already-queued row; a worker can delete that row and read the source before the "
-    "change commits, so the change is never queued and its embedding stays stale. "
-    "ON CONFLICT (pk) DO UPDATE SET queued_at = now() would lock the row (SKIP LOCKED then skips it)",
-)
 def test_change_folded_into_a_queued_key_is_not_lost(db, dbname):
     """Row 1 is already queued. A writer changes its content in a transaction
     that has not committed yet; meanwhile a worker drains row 1 and reads the

@@ -170,12 +170,6 @@ def test_create_privilege_granted_later_is_enough(dbname, setup):
         assert kinds == [("store", "locked"), ("view", "locked"), ("queue", "locked"), ("failed_queue", "locked")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: create_vectorizer skips the CREATE check for any schema named 'migrate' (src/api.rs check_schema: "
-    "`Some(false) if schema != EXTENSION_SCHEMA`), so a non-superuser with only USAGE on the extension's schema "
-    "gets the store table or view created there (as the extension owner) instead of 42501",
-)
 @pytest.mark.parametrize("key", ["target_schema", "view_schema"])
 def test_extension_schema_is_not_a_destination_for_non_superusers(dbname, setup, key):
     alice, _, _ = setup
@@ -280,11 +274,6 @@ def test_grant_to_cannot_hand_out_the_source_owners_data_to_non_listed_roles(dbn
                 c.execute(f"SELECT 1 FROM {rel} LIMIT 1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the GRANT USAGE ON SCHEMA statements for grant_to run as the extension owner (src/api.rs, plan.create "
-    "under AsRole(extension_owner)), so a caller who only has CREATE on a schema can give herself (or anyone) USAGE on it",
-)
 def test_grant_to_cannot_give_schema_usage_the_caller_could_not_give(dbname, setup):
     """alice's schema `dropbox` lets mallory create but not look up objects
     (CREATE without USAGE). mallory's vectorizer with its store there and
@@ -311,12 +300,6 @@ def test_grant_to_cannot_give_schema_usage_the_caller_could_not_give(dbname, set
         assert not c.execute("SELECT has_schema_privilege('dropbox', 'USAGE')").fetchone()[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: drop_vectorizer drops the recorded queue/store/view by *name* as the extension owner "
-    "(src/api.rs drop_sql under AsRole(extension_owner)); once the vectorizer's own relation is gone, a relation "
-    "another role later created under that name is dropped, although the caller could not drop it",
-)
 @pytest.mark.parametrize("which", ["store", "view", "queue"])
 def test_drop_only_drops_the_vectorizers_own_relations(dbname, setup, which):
     """mallory's vectorizer (on her own table) records names; she removes her

@@ -23,8 +23,17 @@ pub fn describe(v: &Value) -> String {
 }
 
 pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
+    // Keys that would make the path ambiguous ("", "a.b", " ") are shown
+    // as JSON strings.
+    let plain = !key.is_empty()
+        && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let key = if plain {
         key.to_string()
+    } else {
+        Value::String(key.to_string()).to_string()
+    };
+    if path.is_empty() {
+        key
     } else {
         format!("{path}.{key}")
     }
@@ -76,6 +85,10 @@ impl<'a> Obj<'a> {
     pub fn string(&mut self, key: &'static str) -> Result<Option<String>> {
         match self.get(key) {
             None => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(ConfigError::invalid(
+                self.at(key),
+                "expected a string without NUL characters",
+            )),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(ConfigError::invalid(
                 self.at(key),
@@ -235,6 +248,9 @@ impl<'a> Obj<'a> {
 }
 
 pub fn check_identifier(path: &str, s: &str) -> Result<String> {
+    if s.contains('\0') {
+        return Err(ConfigError::invalid(path, "expected a name without NUL characters"));
+    }
     if s.is_empty() {
         return Err(ConfigError::invalid(path, "expected a non-empty name, got \"\""));
     }

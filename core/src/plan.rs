@@ -40,8 +40,9 @@ pub struct Plan {
     /// Column added to the source table by a column destination.
     pub embedding_column: Option<String>,
     pub trigger_function: Relation,
-    /// Schemas objects are created in, with the path that named each:
-    /// they must exist and the caller must be allowed to create in them.
+    /// Schemas objects are created in, with the path that named each
+    /// (a schema may appear under several paths): they must exist and the
+    /// caller must be allowed to create in them.
     pub schemas: Vec<(String, String)>,
     /// `search_path` while running [`Plan::create`]: pg_catalog, then the
     /// schemas of the key and read columns' types, so that the trigger's
@@ -50,6 +51,9 @@ pub struct Plan {
     /// DDL, grants and ownership changes, run with the extension owner's
     /// rights. None of it runs user-defined code.
     pub create: Vec<String>,
+    /// `GRANT USAGE ON SCHEMA` per `grant_to` role, with the schema: only
+    /// run where the caller could grant it.
+    pub schema_grants: Vec<(String, String)>,
     /// Run as the source table's owner, because it reads the source's
     /// data: queue the existing rows.
     pub as_owner: Vec<String>,
@@ -193,10 +197,10 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         .collect();
 
     let mut schemas: Vec<(String, String)> = Vec::new();
+    // Every (path, schema) pair is checked: the same schema may be allowed
+    // for the queue and not for the store.
     let mut add_schema = |path: &str, schema: &str| {
-        if !schemas.iter().any(|(_, s)| s == schema) {
-            schemas.push((path.to_string(), schema.to_string()));
-        }
+        schemas.push((path.to_string(), schema.to_string()));
     };
     add_schema("queue_schema", &queue_schema);
     if let Some(s) = &store {
@@ -298,13 +302,18 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {src} FOR EACH ROW EXECUTE FUNCTION {func}()",
         quote_ident(base)
     ));
+    // `UPDATE OF` skips the trigger from the statement's column list alone,
+    // before any row is looked at, so an UPDATE that does not set a column
+    // the vectorizer reads costs nothing; the WHEN clause then ignores
+    // assignments that leave the value as it was.
+    let read_list = read.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
     let changed = read
         .iter()
         .map(|c| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", quote_ident(&c.name)))
         .collect::<Vec<_>>()
         .join(" OR ");
     create.push(format!(
-        "CREATE TRIGGER {} AFTER UPDATE ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}()",
+        "CREATE TRIGGER {} AFTER UPDATE OF {read_list} ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}()",
         quote_ident(&format!("{base}_upd"))
     ));
     create.push(format!(
@@ -314,10 +323,19 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     create.extend(owned);
 
     // Grants: exactly the privileges a worker running as these roles needs.
+    let mut schema_grants = Vec::new();
     for role in &config.grant_to {
         let r = quote_ident(role);
+        let mut granted: Vec<&String> = Vec::new();
         for (_, schema) in &schemas {
-            create.push(format!("GRANT USAGE ON SCHEMA {} TO {r}", quote_ident(schema)));
+            if granted.contains(&schema) {
+                continue;
+            }
+            granted.push(schema);
+            schema_grants.push((
+                schema.clone(),
+                format!("GRANT USAGE ON SCHEMA {} TO {r}", quote_ident(schema)),
+            ));
         }
         create.push(format!("GRANT SELECT ON {src} TO {r}"));
         if let Some(s) = &store {
@@ -369,6 +387,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         schemas,
         ddl_search_path,
         create,
+        schema_grants,
         as_owner,
         index,
     })
@@ -401,8 +420,13 @@ fn trigger_function_sql(func: &str, queue: &str, store: Option<&str>, pk: &[&Sou
         .map(|c| format!("NOT ({})", eq(&format!("OLD.{}", quote_ident(&c.name)), c, &format!("NEW.{}", quote_ident(&c.name)))))
         .collect::<Vec<_>>()
         .join(" OR ");
+    // An already-queued key is not queued twice, but its queue row is
+    // locked (DO UPDATE … WHERE false locks without writing a new version)
+    // until this transaction ends: a worker draining with SKIP LOCKED
+    // cannot take it and read the row before this change commits, and a
+    // worker already holding it makes us wait and then queue the key anew.
     let enqueue_new = format!(
-        "INSERT INTO {queue} ({cols}) VALUES ({}) ON CONFLICT DO NOTHING;",
+        "INSERT INTO {queue} AS q ({cols}) VALUES ({}) ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false;",
         values("NEW")
     );
     let forget_old = match store {
@@ -560,12 +584,14 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
     Ok(())
 }
 
-/// SQL that removes a vectorizer's objects. `source` is the source table's
-/// qualified name while it still exists; when it is gone its triggers went
-/// with it.
+/// SQL that removes what is left of a vectorizer. `source` is the source
+/// table's qualified name while it still exists (when it is gone, its
+/// triggers went with it); `trigger_base` the recorded trigger name; the
+/// relations and function are those that still exist, found by OID.
 pub fn drop_sql(
     source: Option<&str>,
-    trigger_function: &Relation,
+    trigger_base: &str,
+    trigger_function: Option<&Relation>,
     queues: &[Relation],
     view: Option<&Relation>,
     store: Option<&Relation>,
@@ -575,14 +601,13 @@ pub fn drop_sql(
         for suffix in ["", "_upd", "_truncate"] {
             out.push(format!(
                 "DROP TRIGGER IF EXISTS {} ON {src}",
-                quote_ident(&format!("{}{suffix}", trigger_function.name))
+                quote_ident(&format!("{trigger_base}{suffix}"))
             ));
         }
     }
-    out.push(format!(
-        "DROP FUNCTION IF EXISTS {}()",
-        qualified(&trigger_function.schema, &trigger_function.name)
-    ));
+    if let Some(f) = trigger_function {
+        out.push(format!("DROP FUNCTION IF EXISTS {}()", qualified(&f.schema, &f.name)));
+    }
     for q in queues {
         out.push(format!("DROP TABLE IF EXISTS {}", qualified(&q.schema, &q.name)));
     }

@@ -32,7 +32,24 @@ pub struct Config {
     pub if_not_exists: bool,
 }
 
+/// How deep a config may nest; deeper documents are refused before parsing
+/// recurses (serde_json's own limit).
+pub const MAX_DEPTH: usize = 128;
+
 impl Config {
+    /// Parse the text of a jsonb value.
+    pub fn parse_text(text: &str) -> Result<Config> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            let why = if e.to_string().starts_with("recursion limit exceeded") {
+                format!("the config is nested more than {MAX_DEPTH} levels deep")
+            } else {
+                format!("the config could not be read: {e}")
+            };
+            ConfigError::invalid("", why)
+        })?;
+        Config::parse(&value)
+    }
+
     pub fn parse(value: &Value) -> Result<Config> {
         if !value.is_object() {
             return Err(ConfigError::invalid(

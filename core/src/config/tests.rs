@@ -174,3 +174,19 @@ fn unknown_keys_come_with_a_hint_listing_valid_ones() {
     assert_eq!(e.path, "embedding.dimension");
     assert!(e.hint.unwrap().contains("dimensions"));
 }
+
+#[test]
+fn deep_nesting_is_a_config_error() {
+    let deep = format!("{{\"source\": {}1{}}}", "[".repeat(500), "]".repeat(500));
+    let e = Config::parse_text(&deep).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidConfig);
+    assert_eq!(e.to_string(), "the config is nested more than 128 levels deep");
+}
+
+#[test]
+fn odd_keys_are_quoted_in_paths() {
+    let e = Config::parse(&with(blog(), "/", json!(1))).unwrap_err();
+    assert_eq!(e.to_string(), "\"\": unknown key");
+    let e = Config::parse(&with(blog(), "/embedding/a.b", json!(1))).unwrap_err();
+    assert_eq!(e.to_string(), "embedding.\"a.b\": unknown key");
+}
