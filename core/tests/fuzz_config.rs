@@ -668,7 +668,10 @@ fn path_resolves(v: &Value, path: &str) -> bool {
     // the path before reading the path as an index.
     if let Value::Object(m) = v {
         for (k, child) in m {
-            if let Some(rest) = path.strip_prefix(k.as_str()) {
+            // A key that is not a plain word is shown as a JSON string.
+            let plain = !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            let shown = if plain { k.clone() } else { Value::String(k.clone()).to_string() };
+            if let Some(rest) = path.strip_prefix(shown.as_str()) {
                 if rest.is_empty() {
                     return true;
                 }
@@ -811,8 +814,8 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
     out.extend(plan.index.iter().cloned());
     let queues = [plan.queue.clone(), plan.failed_queue.clone()];
     let src = regclass_text(&source.schema, &source.name);
-    out.extend(drop_sql(Some(&src), &plan.trigger_function, &queues, plan.view.as_ref(), plan.store.as_ref()));
-    out.extend(drop_sql(None, &plan.trigger_function, &queues, None, None));
+    out.extend(drop_sql(Some(&src), &plan.trigger_function.name, Some(&plan.trigger_function), &queues, plan.view.as_ref(), plan.store.as_ref()));
+    out.extend(drop_sql(None, &plan.trigger_function.name, None, &queues, None, None));
     out
 }
 
@@ -1111,10 +1114,11 @@ fn the_lexer_catches_a_name_outside_its_quotes() {
 fn mutations_and_paths_behave() {
     let v = json!({"a": {"b": [1, {"c": 2}]}, "x.y": 3});
     assert!(path_resolves(&v, "a.b[1].c"));
-    assert!(path_resolves(&v, "x.y"));
+    // Keys that are not plain words appear as JSON strings in paths.
+    assert!(path_resolves(&v, "\"x.y\""));
     assert!(path_resolves(&v, "a.b"));
-    assert!(path_resolves(&json!({"p": {"[": 1, "a.b": {"c]": 2}}}), "p.["));
-    assert!(path_resolves(&json!({"p": {"[": 1, "a.b": {"c]": 2}}}), "p.a.b.c]"));
+    assert!(path_resolves(&json!({"p": {"[": 1, "a.b": {"c]": 2}}}), "p.\"[\""));
+    assert!(path_resolves(&json!({"p": {"[": 1, "a.b": {"c]": 2}}}), "p.\"a.b\".\"c]\""));
     assert!(!path_resolves(&v, "a.b[5]"));
     assert!(path_resolves(&v, "embedding"));
     assert!(!path_resolves(&v, "zz.qq"));
