@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -346,6 +347,16 @@ def machine_info(env: Env) -> dict:
                                 capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = ""
+    # The run measures the installed build, which may differ from HEAD.
+    build = ""
+    try:
+        libdir = subprocess.run([str(Path(env.pgbench).with_name("pg_config")), "--pkglibdir"],
+                                capture_output=True, text=True).stdout.strip()
+        so = Path(libdir) / "pgai_migrate.so"
+        build = (hashlib.sha256(so.read_bytes()).hexdigest()[:12] + ", installed "
+                 + datetime.datetime.fromtimestamp(so.stat().st_mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    except OSError:
+        pass
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
@@ -358,6 +369,7 @@ def machine_info(env: Env) -> dict:
         "pgai": env.pgai_version or "n/a",
         "settings": settings,
         "commit": commit,
+        "build": build,
     }
 
 
@@ -822,6 +834,13 @@ def ratio(a, b):
     return a / b
 
 
+def clean(samples: list[dict]) -> list[dict]:
+    """The samples no other work disturbed, when at least two are left;
+    otherwise all of them."""
+    ok = [s for s in samples if not s.get("disturbed")]
+    return ok if len(ok) >= 2 else samples
+
+
 def build_report(env: Env, sz: Sizes, res: dict, mode: str, elapsed: float) -> str:
     rows: list[list[str]] = []
     misses: list[str] = []
@@ -849,7 +868,7 @@ def build_report(env: Env, sz: Sizes, res: dict, mode: str, elapsed: float) -> s
 
     def med(wl, arm, key="tps"):
         xs = w.get(wl, {}).get(arm)
-        return median([s.get(key) for s in xs]) if xs else None
+        return median([s.get(key) for s in clean(xs)]) if xs else None
 
     def tps_row(num, wl, label, target=None):
         vals = {a: med(wl, a) for a in env.arms}
@@ -881,14 +900,14 @@ def build_report(env: Env, sz: Sizes, res: dict, mode: str, elapsed: float) -> s
 
     big = res.get("big")
     if big:
-        cm = {a: median([s["create_ms"] for s in big[a]]) for a in env.arms}
+        cm = {a: median([s["create_ms"] for s in clean(big[a])]) for a in env.arms}
         r = ratio(cm.get("ours"), cm.get("plain"))
         add(f"5. create with enqueue_existing, N={sz.big_rows:,} (plain: CREATE TABLE AS SELECT id)", cm, "ms",
             "≤ 1.50×", None if r is None else r <= 1.5)
-        wm = {a: median([s["writer_ms"] for s in big[a]]) for a in env.arms}
+        wm = {a: median([s["writer_ms"] for s in clean(big[a])]) for a in env.arms}
         add(f"5. a single INSERT started 20% into the call waits (alone: {res['big_insert_alone_ms']:.2f} ms)",
             wm, "ms", "report", ratios="pgai")
-        dm = {a: median([s["drop_ms"] for s in big[a]]) for a in env.arms}
+        dm = {a: median([s["drop_ms"] for s in clean(big[a])]) for a in env.arms}
         add(f"5. drop (drop_all) after that, N={sz.big_rows:,} (plain: DROP TABLE)", dm, "ms", "report")
 
     ddl = res.get("ddl")
@@ -917,7 +936,7 @@ def build_report(env: Env, sz: Sizes, res: dict, mode: str, elapsed: float) -> s
     lines = [
         f"# pgai_migrate benchmark ({mode})",
         "",
-        f"{i['date']}, commit {i['commit']}: {i['nproc']} CPUs ({i['cpu']}), {i['memory_gib']} GiB, "
+        f"{i['date']}, commit {i['commit']} (installed pgai_migrate.so {i.get('build') or '?'}): {i['nproc']} CPUs ({i['cpu']}), {i['memory_gib']} GiB, "
         f"PostgreSQL {i['postgresql']}, pgvector {i['pgvector']}, pgai_migrate {i['pgai_migrate']}, pgai {i['pgai']}.",
         f"Server settings: " + ", ".join(f"{k}={v}" for k, v in sorted(i["settings"].items())) + ".",
         f"pgbench -M prepared -c 2 -j 2, -T {sz.seconds} s per write measurement (DELETE: -t {sz.deletes:,} per client), "
@@ -927,7 +946,8 @@ def build_report(env: Env, sz: Sizes, res: dict, mode: str, elapsed: float) -> s
         f"Other work on the machine: each measurement waited for it to be under 25% busy, and was repeated (up to 3 tries) "
         f"when anything else used over 10% of the CPUs or another database was active during it: waited "
         f"{res['quiet_gate']['waited_s']:.0f} s in all, {res['quiet_gate']['retries']} measurement(s) repeated, "
-        f"{res['quiet_gate']['disturbed_kept']} kept although disturbed (budget spent or third try).",
+        f"{res['quiet_gate']['disturbed_kept']} kept although disturbed (budget spent or third try; left out of the "
+        f"medians when at least two clean samples remain).",
         "",
     ]
     if env.pgai_missing:
@@ -949,7 +969,13 @@ def main() -> int:
     ap.add_argument("--pgai", help="path of the pgai CLI")
     ap.add_argument("--only", help="comma-separated subset: writes,big,ddl")
     ap.add_argument("--keep", action="store_true", help="keep the write-benchmark databases afterwards")
+    ap.add_argument("--report", metavar="JSON", help="only print the table again from a results JSON")
     args = ap.parse_args()
+    if args.report:
+        res = json.loads(Path(args.report).read_text())
+        env = Env(pgbench=args.pgbench, pgai_cli=None, pgai_missing=res.get("pgai_missing"), info=res["info"])
+        print(build_report(env, Sizes(**res["sizes"]), res, res["mode"], res["elapsed_s"]))
+        return 0
     sz = SMOKE if args.smoke else FULL
     mode = "smoke" if args.smoke else "full"
     only = set(args.only.split(",")) if args.only else {"writes", "big", "ddl"}
