@@ -71,3 +71,24 @@ BEGIN
     PERFORM migrate.drop_vectorizer(_name, drop_all);
 END
 $$;
+
+-- managed_tables() with the column types tools expect; the rows come from
+-- migrate._managed_tables() (Rust: current names by OID via the syscache).
+CREATE FUNCTION migrate.managed_tables()
+RETURNS TABLE (
+    vectorizer_id   int,
+    vectorizer_name text,
+    kind            text,
+    schema_name     name,
+    table_name      name,
+    relid           regclass
+)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT m.vectorizer_id, m.vectorizer_name, m.kind, m.schema_name::pg_catalog.name,
+           m.table_name::pg_catalog.name, m.relid::pg_catalog.regclass
+    FROM migrate._managed_tables() AS m
+$$;
+
+COMMENT ON FUNCTION migrate.managed_tables() IS
+'One row per relation a vectorizer manages (store, view, queue, failed_queue): exclude these from schema-diff tools';

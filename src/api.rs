@@ -28,13 +28,24 @@ fn create_vectorizer(config: &str) -> i32 {
         raise(ConfigError::new(
             ErrorKind::InsufficientPrivilege,
             "source",
-            format!("must be owner of table {} to create a vectorizer on it", config.source),
+            format!(
+                "must be owner of table {} to create a vectorizer on it",
+                config.source
+            ),
         ));
     }
     let source = catalog::source_table(relid);
     let env = catalog::environment();
     let id = catalog::next_id();
-    let plan = build_plan(&config, &Context { source: &source, env: &env, id }).or_raise();
+    let plan = build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env,
+            id,
+        },
+    )
+    .or_raise();
 
     let mut relations: Vec<&Relation> = vec![&plan.queue, &plan.failed_queue];
     relations.extend(plan.store.iter());
@@ -43,7 +54,11 @@ fn create_vectorizer(config: &str) -> i32 {
     // serialise on relation names too, so the loser gets a clean 42P07
     // instead of a catalog unique violation.
     let mut locks = vec![plan.name.clone()];
-    locks.extend(relations.iter().map(|r| catalog::relation_lock(&r.schema, &r.name)));
+    locks.extend(
+        relations
+            .iter()
+            .map(|r| catalog::relation_lock(&r.schema, &r.name)),
+    );
     catalog::lock_names(&locks);
     if let Some(existing) = catalog::find(&plan.name) {
         return already_exists(&config, &plan, existing, &caller_path);
@@ -90,7 +105,10 @@ fn create_vectorizer(config: &str) -> i32 {
         .map(|(_, sql)| sql)
         .collect();
     for (schema, _) in &plan.schema_grants {
-        if !schema_grants.iter().any(|g| g.contains(&pgai_migrate_core::ident::quote_ident(schema))) {
+        if !schema_grants
+            .iter()
+            .any(|g| g.contains(&pgai_migrate_core::ident::quote_ident(schema)))
+        {
             notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
         }
     }
@@ -125,7 +143,12 @@ fn create_vectorizer(config: &str) -> i32 {
 
 /// `if_not_exists`: the same evaluated config is a no-op, another one an
 /// error listing what differs.
-fn already_exists(config: &Config, plan: &pgai_migrate_core::Plan, existing: catalog::Existing, caller_path: &str) -> i32 {
+fn already_exists(
+    config: &Config,
+    plan: &pgai_migrate_core::Plan,
+    existing: catalog::Existing,
+    caller_path: &str,
+) -> i32 {
     if !config.if_not_exists {
         raise(
             ConfigError::new(
@@ -150,7 +173,10 @@ fn already_exists(config: &Config, plan: &pgai_migrate_core::Plan, existing: cat
             ConfigError::new(
                 ErrorKind::DuplicateObject,
                 "if_not_exists",
-                format!("vectorizer \"{}\" already exists with a different config", plan.name),
+                format!(
+                    "vectorizer \"{}\" already exists with a different config",
+                    plan.name
+                ),
             )
             .with_detail(format!("Differing keys: {}.", differing.join(", ")))
             .with_hint("drop the vectorizer and create it again to change it"),
@@ -187,11 +213,15 @@ fn check_schema(path: &str, schema: &str) {
         )),
         // The queue may go in the extension's own schema, which the
         // extension writes; nothing else may.
-        Some(false) if !(path == "queue_schema" && schema == pgai_migrate_core::plan::EXTENSION_SCHEMA) => raise(ConfigError::new(
-            ErrorKind::InsufficientPrivilege,
-            path,
-            format!("permission denied to create objects in schema \"{schema}\""),
-        )),
+        Some(false)
+            if !(path == "queue_schema" && schema == pgai_migrate_core::plan::EXTENSION_SCHEMA) =>
+        {
+            raise(ConfigError::new(
+                ErrorKind::InsufficientPrivilege,
+                path,
+                format!("permission denied to create objects in schema \"{schema}\""),
+            ))
+        }
         Some(_) => {}
     }
 }
@@ -209,23 +239,30 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
             set_search_path(&caller_path);
             return;
         }
-        raise(ConfigError::new(
-            ErrorKind::UndefinedObject,
-            "",
-            format!("vectorizer \"{name}\" does not exist"),
-        ).with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"))
+        raise(
+            ConfigError::new(
+                ErrorKind::UndefinedObject,
+                "",
+                format!("vectorizer \"{name}\" does not exist"),
+            )
+            .with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"),
+        )
     };
     let row = &existing.row;
     // What exists now of what create made, by OID: a name that has since
     // been given to another relation is never dropped.
     let by_oid = |oid: pg_sys::Oid| -> Option<Relation> {
-        catalog::relation_name(oid).map(|(schema, name)| Relation { path: String::new(), schema, name })
+        catalog::relation_name(oid).map(|(schema, name)| Relation {
+            path: String::new(),
+            schema,
+            name,
+        })
     };
     let queue = by_oid(existing.queue);
     let failed = by_oid(existing.failed_queue);
     // Owner of the source table, or — when the source is gone — of the queue.
-    let allowed = catalog::owns_relation(existing.source)
-        .or_else(|| catalog::owns_relation(existing.queue));
+    let allowed =
+        catalog::owns_relation(existing.source).or_else(|| catalog::owns_relation(existing.queue));
     let allowed = allowed.unwrap_or_else(|| unsafe { pg_sys::superuser() });
     if !allowed {
         raise(ConfigError::new(
@@ -236,7 +273,10 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
     }
 
     let (view, store) = if drop_all {
-        (existing.view.and_then(by_oid), existing.store.and_then(by_oid))
+        (
+            existing.view.and_then(by_oid),
+            existing.store.and_then(by_oid),
+        )
     } else {
         (None, None)
     };
@@ -249,7 +289,10 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
         schema: j.0[0].as_str().unwrap_or_default().to_string(),
         name: j.0[1].as_str().unwrap_or_default().to_string(),
     });
-    let trigger_base = row["trigger_function"].as_str().unwrap_or_default().to_string();
+    let trigger_base = row["trigger_function"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
@@ -257,11 +300,25 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
             "SELECT (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1)",
             &[existing.source.into()],
         );
-        for sql in drop_sql(source.as_deref(), &trigger_base, function.as_ref(), &queues, view.as_ref(), store.as_ref()) {
+        for sql in drop_sql(
+            source.as_deref(),
+            &trigger_base,
+            function.as_ref(),
+            &queues,
+            view.as_ref(),
+            store.as_ref(),
+        ) {
             run(&sql);
         }
         catalog::delete(existing.id);
-        catalog::record_revision(existing.id, name, "drop", &existing.config, Some(drop_all), &caller);
+        catalog::record_revision(
+            existing.id,
+            name,
+            "drop",
+            &existing.config,
+            Some(drop_all),
+            &caller,
+        );
     }
     set_search_path(&caller_path);
 }

@@ -18,7 +18,10 @@ pub fn resolve_source(source: &str) -> pg_sys::Oid {
     // to_regclass still raises on malformed names ("a.b.c.d"); re-raise
     // those as a config error that names the path.
     let found: Option<pg_sys::Oid> = PgTryBuilder::new(|| {
-        one("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", &[source.into()])
+        one(
+            "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+            &[source.into()],
+        )
     })
     .catch_others(|e| {
         let reason = match &e {
@@ -108,7 +111,8 @@ WHERE c.oid = $1"#,
         &[relid.into()],
     )
     .unwrap_or_else(|| error!("pgai_migrate: source table {relid:?} vanished"));
-    serde_json::from_value(json.0).unwrap_or_else(|e| error!("pgai_migrate: reading source table: {e}"))
+    serde_json::from_value(json.0)
+        .unwrap_or_else(|e| error!("pgai_migrate: reading source table: {e}"))
 }
 
 pub fn environment() -> Environment {
@@ -121,17 +125,25 @@ SELECT pg_catalog.jsonb_build_object(
         &[],
     )
     .expect("jsonb_build_object returns a row");
-    serde_json::from_value(json.0).unwrap_or_else(|e| error!("pgai_migrate: the vector extension is missing: {e}"))
+    serde_json::from_value(json.0)
+        .unwrap_or_else(|e| error!("pgai_migrate: the vector extension is missing: {e}"))
 }
 
 pub fn extension_owner() -> pg_sys::Oid {
-    one("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pgai_migrate'", &[])
-        .unwrap_or_else(|| error!("pgai_migrate: extension is not installed"))
+    one(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pgai_migrate'",
+        &[],
+    )
+    .unwrap_or_else(|| error!("pgai_migrate: extension is not installed"))
 }
 
 pub fn next_id() -> i32 {
     let _elevated = crate::security::AsRole::new(extension_owner(), false);
-    one("SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4", &[]).expect("nextval")
+    one(
+        "SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4",
+        &[],
+    )
+    .expect("nextval")
 }
 
 /// Serialises creates and drops of the same vectorizer name or relation
@@ -254,7 +266,14 @@ pub fn delete(id: i32) {
 
 /// One row of history, labelled with `migrate.revision_label` when the
 /// migration set it.
-pub fn record_revision(id: i32, name: &str, operation: &str, config: &Value, drop_all: Option<bool>, caller: &str) {
+pub fn record_revision(
+    id: i32,
+    name: &str,
+    operation: &str,
+    config: &Value,
+    drop_all: Option<bool>,
+    caller: &str,
+) {
     run_with(
         "INSERT INTO migrate.revision (vectorizer_id, vectorizer_name, operation, config, drop_all, applied_by, label)
          VALUES ($1, $2, $3, $4, $5, $6, NULLIF(pg_catalog.current_setting('migrate.revision_label', true), ''))",

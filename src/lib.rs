@@ -10,12 +10,21 @@ use pgrx::prelude::*;
 mod api;
 mod catalog;
 mod error;
+mod introspection;
 mod security;
 mod spi;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
-extension_sql_file!("../sql/introspection.sql", name = "introspection", requires = ["catalog"]);
-extension_sql_file!("../sql/helpers.sql", name = "helpers", requires = ["catalog"]);
+extension_sql_file!(
+    "../sql/introspection.sql",
+    name = "introspection",
+    requires = ["catalog"]
+);
+extension_sql_file!(
+    "../sql/helpers.sql",
+    name = "helpers",
+    requires = ["catalog"]
+);
 extension_sql_file!("../sql/call_forms.sql", name = "call_forms", finalize);

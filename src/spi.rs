@@ -20,13 +20,13 @@ pub fn run_with(sql: &str, args: &[DatumWithOid]) {
 /// Set `search_path` for the rest of the call and return the old value;
 /// `set_config(…, true)` is undone by transaction or savepoint rollback.
 pub fn set_search_path(path: &str) -> String {
-    one::<String>(
-        "SELECT pg_catalog.current_setting('search_path')",
-        &[],
-    )
-    .map(|old| {
-        run_with("SELECT pg_catalog.set_config('search_path', $1, true)", &[path.into()]);
-        old
-    })
-    .unwrap_or_default()
+    one::<String>("SELECT pg_catalog.current_setting('search_path')", &[])
+        .map(|old| {
+            run_with(
+                "SELECT pg_catalog.set_config('search_path', $1, true)",
+                &[path.into()],
+            );
+            old
+        })
+        .unwrap_or_default()
 }

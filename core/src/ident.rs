@@ -51,7 +51,10 @@ mod tests {
     fn identifiers_are_always_quoted_and_quotes_doubled() {
         assert_eq!(quote_ident("blog"), "\"blog\"");
         assert_eq!(quote_ident("My \"x\"; DROP"), "\"My \"\"x\"\"; DROP\"");
-        assert_eq!(qualified("public", "Ünïcode table"), "\"public\".\"Ünïcode table\"");
+        assert_eq!(
+            qualified("public", "Ünïcode table"),
+            "\"public\".\"Ünïcode table\""
+        );
     }
 
     #[test]

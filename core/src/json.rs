@@ -26,7 +26,9 @@ pub fn join(path: &str, key: &str) -> String {
     // Keys that would make the path ambiguous ("", "a.b", " ") are shown
     // as JSON strings.
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     let key = if plain {
         key.to_string()
     } else {
@@ -79,7 +81,10 @@ impl<'a> Obj<'a> {
     }
 
     fn missing(&self, key: &str, what: &str) -> ConfigError {
-        ConfigError::invalid(self.at(key), format!("required key is missing; expected {what}"))
+        ConfigError::invalid(
+            self.at(key),
+            format!("required key is missing; expected {what}"),
+        )
     }
 
     pub fn string(&mut self, key: &'static str) -> Result<Option<String>> {
@@ -171,7 +176,10 @@ impl<'a> Obj<'a> {
             Some(n) if n > min_exclusive && n.is_finite() => Ok(Some(n)),
             _ => Err(ConfigError::invalid(
                 self.at(key),
-                format!("expected a number greater than {min_exclusive}, got {}", describe(v)),
+                format!(
+                    "expected a number greater than {min_exclusive}, got {}",
+                    describe(v)
+                ),
             )),
         }
     }
@@ -249,10 +257,16 @@ impl<'a> Obj<'a> {
 
 pub fn check_identifier(path: &str, s: &str) -> Result<String> {
     if s.contains('\0') {
-        return Err(ConfigError::invalid(path, "expected a name without NUL characters"));
+        return Err(ConfigError::invalid(
+            path,
+            "expected a name without NUL characters",
+        ));
     }
     if s.is_empty() {
-        return Err(ConfigError::invalid(path, "expected a non-empty name, got \"\""));
+        return Err(ConfigError::invalid(
+            path,
+            "expected a non-empty name, got \"\"",
+        ));
     }
     if s.len() > crate::ident::MAX_IDENTIFIER_BYTES {
         return Err(ConfigError::invalid(

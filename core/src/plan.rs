@@ -76,7 +76,11 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let pk: Vec<&SourceColumn> = source
         .primary_key
         .iter()
-        .map(|n| source.column(n).expect("primary key columns are source columns"))
+        .map(|n| {
+            source
+                .column(n)
+                .expect("primary key columns are source columns")
+        })
         .collect();
 
     let queue_schema = config
@@ -111,7 +115,9 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
             view_schema,
             view_name,
         } => {
-            let target_schema = target_schema.clone().unwrap_or_else(|| source.schema.clone());
+            let target_schema = target_schema
+                .clone()
+                .unwrap_or_else(|| source.schema.clone());
             let view_schema = view_schema.clone().unwrap_or_else(|| source.schema.clone());
             let (target_table, view_name, path) = match destination {
                 Some(d) => (format!("{d}_store"), d.clone(), "destination.destination"),
@@ -228,7 +234,11 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let q = qualified(&queue.schema, &queue.name);
     let fq = qualified(&failed_queue.schema, &failed_queue.name);
     let func = qualified(&trigger_function.schema, &trigger_function.name);
-    let pk_list = pk.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let pk_list = pk
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let pk_defs = pk
         .iter()
         .map(|c| format!("{} {} NOT NULL", quote_ident(&c.name), c.type_sql))
@@ -256,14 +266,24 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
             .columns
             .iter()
             .map(|c| {
-                let alias = if source.primary_key.contains(&c.name) { "t" } else { "s" };
+                let alias = if source.primary_key.contains(&c.name) {
+                    "t"
+                } else {
+                    "s"
+                };
                 format!("{alias}.{}", quote_ident(&c.name))
             })
             .collect::<Vec<_>>()
             .join(", ");
         let join = pk
             .iter()
-            .map(|c| eq(&format!("t.{}", quote_ident(&c.name)), c, &format!("s.{}", quote_ident(&c.name))))
+            .map(|c| {
+                eq(
+                    &format!("t.{}", quote_ident(&c.name)),
+                    c,
+                    &format!("s.{}", quote_ident(&c.name)),
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ");
         let vw = qualified(&v.schema, &v.name);
@@ -292,7 +312,10 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     create.push(trigger_function_sql(
         &func,
         &q,
-        store.as_ref().map(|s| qualified(&s.schema, &s.name)).as_deref(),
+        store
+            .as_ref()
+            .map(|s| qualified(&s.schema, &s.name))
+            .as_deref(),
         &pk,
     ));
     owned.push(format!("ALTER FUNCTION {func}() OWNER TO {owner}"));
@@ -306,7 +329,11 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     // before any row is looked at, so an UPDATE that does not set a column
     // the vectorizer reads costs nothing; the WHEN clause then ignores
     // assignments that leave the value as it was.
-    let read_list = read.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let read_list = read
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let changed = read
         .iter()
         .map(|c| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", quote_ident(&c.name)))
@@ -345,14 +372,21 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
             ));
         }
         if let Some(v) = &view {
-            create.push(format!("GRANT SELECT ON {} TO {r}", qualified(&v.schema, &v.name)));
+            create.push(format!(
+                "GRANT SELECT ON {} TO {r}",
+                qualified(&v.schema, &v.name)
+            ));
         }
-        create.push(format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"));
+        create.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"
+        ));
     }
 
     let mut as_owner = Vec::new();
     if config.enqueue_existing {
-        as_owner.push(format!("INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {src}"));
+        as_owner.push(format!(
+            "INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {src}"
+        ));
     }
     let index = vec![
         format!("ALTER TABLE {q} ADD PRIMARY KEY ({pk_list})"),
@@ -401,8 +435,17 @@ fn eq(left: &str, col: &SourceColumn, right: &str) -> String {
 /// The per-vectorizer trigger function. Generated rather than generic so
 /// that each statement is static, planned once and cached by PL/pgSQL.
 /// It runs as the table owner with a fixed search_path.
-fn trigger_function_sql(func: &str, queue: &str, store: Option<&str>, pk: &[&SourceColumn]) -> String {
-    let cols = pk.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+fn trigger_function_sql(
+    func: &str,
+    queue: &str,
+    store: Option<&str>,
+    pk: &[&SourceColumn],
+) -> String {
+    let cols = pk
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let values = |rec: &str| {
         pk.iter()
             .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
@@ -411,13 +454,28 @@ fn trigger_function_sql(func: &str, queue: &str, store: Option<&str>, pk: &[&Sou
     };
     let matches = |rec: &str| {
         pk.iter()
-            .map(|c| eq(&quote_ident(&c.name), c, &format!("{rec}.{}", quote_ident(&c.name))))
+            .map(|c| {
+                eq(
+                    &quote_ident(&c.name),
+                    c,
+                    &format!("{rec}.{}", quote_ident(&c.name)),
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     };
     let key_changed = pk
         .iter()
-        .map(|c| format!("NOT ({})", eq(&format!("OLD.{}", quote_ident(&c.name)), c, &format!("NEW.{}", quote_ident(&c.name)))))
+        .map(|c| {
+            format!(
+                "NOT ({})",
+                eq(
+                    &format!("OLD.{}", quote_ident(&c.name)),
+                    c,
+                    &format!("NEW.{}", quote_ident(&c.name))
+                )
+            )
+        })
         .collect::<Vec<_>>()
         .join(" OR ");
     // An already-queued key is not queued twice, but its queue row is
@@ -479,7 +537,10 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
         return Err(ConfigError::new(
             ErrorKind::UndefinedColumn,
             "loading.column_name",
-            format!("column \"{column}\" does not exist in {}", source.qualified_name),
+            format!(
+                "column \"{column}\" does not exist in {}",
+                source.qualified_name
+            ),
         ));
     };
     let parsing = config.parsing.0.as_str();
@@ -489,13 +550,19 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             return Err(ConfigError::new(
                 ErrorKind::DatatypeMismatch,
                 "loading.column_name",
-                format!("uri loading needs a text column, \"{column}\" is {}", col.type_sql),
+                format!(
+                    "uri loading needs a text column, \"{column}\" is {}",
+                    col.type_sql
+                ),
             ))
         }
         (_, TypeCategory::Text) if parsing == "pymupdf" || parsing == "docling" => {
             return Err(ConfigError::invalid(
                 "parsing",
-                format!("parsing \"{parsing}\" needs a bytea column, \"{column}\" is {}", col.type_sql),
+                format!(
+                    "parsing \"{parsing}\" needs a bytea column, \"{column}\" is {}",
+                    col.type_sql
+                ),
             )
             .with_hint("use parsing \"auto\" or \"none\" for text columns"))
         }
@@ -525,14 +592,21 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
                 return Err(ConfigError::new(
                     ErrorKind::UndefinedColumn,
                     "formatting.template",
-                    format!("${r} refers to column \"{r}\", which does not exist in {}", source.qualified_name),
+                    format!(
+                        "${r} refers to column \"{r}\", which does not exist in {}",
+                        source.qualified_name
+                    ),
                 ));
             }
         }
     }
     match &config.destination {
         Destination::Table { .. } => {
-            if let Some(c) = source.columns.iter().find(|c| STORE_COLUMNS.contains(&c.name.as_str())) {
+            if let Some(c) = source
+                .columns
+                .iter()
+                .find(|c| STORE_COLUMNS.contains(&c.name.as_str()))
+            {
                 return Err(ConfigError::new(
                     ErrorKind::DuplicateColumn,
                     "source",
@@ -548,7 +622,10 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
                 return Err(ConfigError::new(
                     ErrorKind::DuplicateColumn,
                     "destination.embedding_column",
-                    format!("column \"{embedding_column}\" already exists in {}", source.qualified_name),
+                    format!(
+                        "column \"{embedding_column}\" already exists in {}",
+                        source.qualified_name
+                    ),
                 )
                 .with_hint("the vectorizer adds this column itself; choose a new name"));
             }
@@ -562,7 +639,9 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
         return Err(ConfigError::new(
             ErrorKind::DuplicateColumn,
             "source",
-            format!("primary key column \"{c}\" clashes with the work queue's column of the same name"),
+            format!(
+                "primary key column \"{c}\" clashes with the work queue's column of the same name"
+            ),
         ));
     }
     if config.indexing.implementation == "diskann" && !env.has_vectorscale {
@@ -579,7 +658,9 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             "scheduling.implementation",
             "timescaledb scheduling needs the timescaledb extension, which is not installed",
         )
-        .with_hint("CREATE EXTENSION timescaledb, or use scheduling \"none\" and run the worker yourself"));
+        .with_hint(
+            "CREATE EXTENSION timescaledb, or use scheduling \"none\" and run the worker yourself",
+        ));
     }
     Ok(())
 }
@@ -606,16 +687,28 @@ pub fn drop_sql(
         }
     }
     if let Some(f) = trigger_function {
-        out.push(format!("DROP FUNCTION IF EXISTS {}()", qualified(&f.schema, &f.name)));
+        out.push(format!(
+            "DROP FUNCTION IF EXISTS {}()",
+            qualified(&f.schema, &f.name)
+        ));
     }
     for q in queues {
-        out.push(format!("DROP TABLE IF EXISTS {}", qualified(&q.schema, &q.name)));
+        out.push(format!(
+            "DROP TABLE IF EXISTS {}",
+            qualified(&q.schema, &q.name)
+        ));
     }
     if let Some(v) = view {
-        out.push(format!("DROP VIEW IF EXISTS {}", qualified(&v.schema, &v.name)));
+        out.push(format!(
+            "DROP VIEW IF EXISTS {}",
+            qualified(&v.schema, &v.name)
+        ));
     }
     if let Some(s) = store {
-        out.push(format!("DROP TABLE IF EXISTS {}", qualified(&s.schema, &s.name)));
+        out.push(format!(
+            "DROP TABLE IF EXISTS {}",
+            qualified(&s.schema, &s.name)
+        ));
     }
     out
 }

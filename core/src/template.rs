@@ -28,7 +28,9 @@ pub fn references(template: &str) -> Result<Vec<String>, String> {
             }
             Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
                 let mut end = i;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                {
                     end += 1;
                 }
                 out.push(template[i..end].to_string());
@@ -59,7 +61,10 @@ mod tests {
 
     #[test]
     fn finds_both_placeholder_forms() {
-        assert_eq!(references("$title - ${chunk}!").unwrap(), ["title", "chunk"]);
+        assert_eq!(
+            references("$title - ${chunk}!").unwrap(),
+            ["title", "chunk"]
+        );
         assert_eq!(references("cost: $$5 $chunk").unwrap(), ["chunk"]);
         assert_eq!(references("no placeholders").unwrap(), Vec::<String>::new());
     }
@@ -69,6 +74,8 @@ mod tests {
         assert!(references("$ chunk").is_err());
         assert!(references("${chunk").is_err());
         assert!(references("${1x} $chunk").is_err());
-        assert!(references("trailing $").unwrap_err().contains("character 10"));
+        assert!(references("trailing $")
+            .unwrap_err()
+            .contains("character 10"));
     }
 }

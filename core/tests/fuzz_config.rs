@@ -37,7 +37,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pgai_migrate_core::plan::{drop_sql, Context};
 use pgai_migrate_core::{
-    build_plan, Config, ConfigError, Environment, ErrorKind, Plan, SourceColumn, SourceTable, TypeCategory,
+    build_plan, Config, ConfigError, Environment, ErrorKind, Plan, SourceColumn, SourceTable,
+    TypeCategory,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
@@ -66,27 +67,115 @@ fn runner() -> TestRunner {
 
 /// Every key the config format knows, at any level.
 const KEYS: &[&str] = &[
-    "source", "name", "destination", "loading", "parsing", "embedding", "chunking", "formatting",
-    "indexing", "scheduling", "processing", "queue_schema", "queue_table", "grant_to",
-    "enqueue_existing", "if_not_exists", "implementation", "config_type", "column_name", "retries",
-    "aws_role_arn", "model", "dimensions", "user", "api_key_name", "base_url", "options",
-    "keep_alive", "input_type", "extra_options", "chunk_size", "chunk_overlap", "separator",
-    "separators", "is_separator_regex", "template", "min_rows", "opclass", "m", "ef_construction",
-    "create_when_queue_empty", "storage_layout", "num_neighbors", "search_list_size", "max_alpha",
-    "num_dimensions", "num_bits_per_dimension", "schedule_interval", "initial_start",
-    "fixed_schedule", "timezone", "batch_size", "concurrency", "target_schema", "target_table",
-    "view_schema", "view_name", "embedding_column",
+    "source",
+    "name",
+    "destination",
+    "loading",
+    "parsing",
+    "embedding",
+    "chunking",
+    "formatting",
+    "indexing",
+    "scheduling",
+    "processing",
+    "queue_schema",
+    "queue_table",
+    "grant_to",
+    "enqueue_existing",
+    "if_not_exists",
+    "implementation",
+    "config_type",
+    "column_name",
+    "retries",
+    "aws_role_arn",
+    "model",
+    "dimensions",
+    "user",
+    "api_key_name",
+    "base_url",
+    "options",
+    "keep_alive",
+    "input_type",
+    "extra_options",
+    "chunk_size",
+    "chunk_overlap",
+    "separator",
+    "separators",
+    "is_separator_regex",
+    "template",
+    "min_rows",
+    "opclass",
+    "m",
+    "ef_construction",
+    "create_when_queue_empty",
+    "storage_layout",
+    "num_neighbors",
+    "search_list_size",
+    "max_alpha",
+    "num_dimensions",
+    "num_bits_per_dimension",
+    "schedule_interval",
+    "initial_start",
+    "fixed_schedule",
+    "timezone",
+    "batch_size",
+    "concurrency",
+    "target_schema",
+    "target_table",
+    "view_schema",
+    "view_name",
+    "embedding_column",
 ];
 
 /// Values that mean something somewhere in a config.
 const WORDS: &[&str] = &[
-    "column", "uri", "auto", "none", "pymupdf", "docling", "openai", "ollama", "voyageai", "litellm",
-    "sentence_transformers", "character_text_splitter", "recursive_character_text_splitter",
-    "python_template", "chunk_value", "default", "hnsw", "diskann", "timescaledb", "table",
-    "loading", "parsing", "embedding", "chunking", "formatting", "indexing", "scheduling",
-    "processing", "destination", "document", "query", "vector_cosine_ops", "vector_l2_ops",
-    "memory_optimized", "plain", "blog", "content", "title", "id", "pdf", "$chunk",
-    "$title - $chunk", "${chunk}", "$$ $chunk", "text-embedding-3-small", "migrate", "public",
+    "column",
+    "uri",
+    "auto",
+    "none",
+    "pymupdf",
+    "docling",
+    "openai",
+    "ollama",
+    "voyageai",
+    "litellm",
+    "sentence_transformers",
+    "character_text_splitter",
+    "recursive_character_text_splitter",
+    "python_template",
+    "chunk_value",
+    "default",
+    "hnsw",
+    "diskann",
+    "timescaledb",
+    "table",
+    "loading",
+    "parsing",
+    "embedding",
+    "chunking",
+    "formatting",
+    "indexing",
+    "scheduling",
+    "processing",
+    "destination",
+    "document",
+    "query",
+    "vector_cosine_ops",
+    "vector_l2_ops",
+    "memory_optimized",
+    "plain",
+    "blog",
+    "content",
+    "title",
+    "id",
+    "pdf",
+    "$chunk",
+    "$title - $chunk",
+    "${chunk}",
+    "$$ $chunk",
+    "text-embedding-3-small",
+    "migrate",
+    "public",
 ];
 
 /// Strings written to break SQL, JSON paths or byte/char arithmetic.
@@ -139,7 +228,13 @@ fn chars(n: std::ops::Range<usize>, printable: bool) -> BoxedStrategy<String> {
     proptest::collection::vec(
         // Mapped rather than filtered: filters count as rejects, and long
         // runs would hit proptest's reject limit.
-        any::<char>().prop_map(move |c| if c == '\0' || (printable && c.is_control()) { '\u{b7}' } else { c }),
+        any::<char>().prop_map(move |c| {
+            if c == '\0' || (printable && c.is_control()) {
+                '\u{b7}'
+            } else {
+                c
+            }
+        }),
         n,
     )
     .prop_map(String::from_iter)
@@ -331,9 +426,24 @@ fn fixed_sources() -> Vec<Source> {
         primary_key: vec!["k2".into(), "k1".into()],
     };
     vec![
-        Source { table: blog, text_column: "content".into(), bytea_column: Some("pdf".into()), template_column: Some("title".into()) },
-        Source { table: hostile, text_column: "co\"l'umn".into(), bytea_column: Some("a\\b".into()), template_column: Some("title".into()) },
-        Source { table: unicode, text_column: "内容".into(), bytea_column: None, template_column: Some("body".into()) },
+        Source {
+            table: blog,
+            text_column: "content".into(),
+            bytea_column: Some("pdf".into()),
+            template_column: Some("title".into()),
+        },
+        Source {
+            table: hostile,
+            text_column: "co\"l'umn".into(),
+            bytea_column: Some("a\\b".into()),
+            template_column: Some("title".into()),
+        },
+        Source {
+            table: unicode,
+            text_column: "内容".into(),
+            bytea_column: None,
+            template_column: Some("body".into()),
+        },
     ]
 }
 
@@ -372,11 +482,24 @@ fn arb_source() -> BoxedStrategy<Source> {
         arb_ident(),
         arb_ident(),
         proptest::collection::vec(arb_ident(), 4..7).prop_map(|cols| {
-            let reserved = ["tcol", "embedding_uuid", "chunk_seq", "chunk", "embedding", "queued_at", "loading_retries", "loading_retry_after"];
+            let reserved = [
+                "tcol",
+                "embedding_uuid",
+                "chunk_seq",
+                "chunk",
+                "embedding",
+                "queued_at",
+                "loading_retries",
+                "loading_retry_after",
+            ];
             let mut out: Vec<String> = Vec::new();
             for (i, c) in cols.into_iter().enumerate() {
                 // Distinct and not a name the store or queue adds itself.
-                let c = if out.contains(&c) || reserved.contains(&c.as_str()) { fit63(&format!("{i}{c}")) } else { c };
+                let c = if out.contains(&c) || reserved.contains(&c.as_str()) {
+                    fit63(&format!("{i}{c}"))
+                } else {
+                    c
+                };
                 if !out.contains(&c) && !reserved.contains(&c.as_str()) {
                     out.push(c);
                 }
@@ -428,12 +551,22 @@ fn arb_source() -> BoxedStrategy<Source> {
 }
 
 fn arb_env() -> impl Strategy<Value = Environment> {
-    (any::<bool>(), any::<bool>(), prop_oneof![Just("public".to_string()), Just("vec\"tor'".to_string()), arb_ident()])
-        .prop_map(|(has_vectorscale, has_timescaledb, vector_schema)| Environment {
-            vector_schema,
-            has_vectorscale,
-            has_timescaledb,
-        })
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            Just("public".to_string()),
+            Just("vec\"tor'".to_string()),
+            arb_ident()
+        ],
+    )
+        .prop_map(
+            |(has_vectorscale, has_timescaledb, vector_schema)| Environment {
+                vector_schema,
+                has_vectorscale,
+                has_timescaledb,
+            },
+        )
 }
 
 /// A valid config for `source`, over every implementation of every
@@ -471,9 +604,16 @@ fn arb_valid_config(source: &Source) -> BoxedStrategy<Value> {
     let formatting = prop_oneof![
         Just(json!("chunk_value")),
         Just(Value::Null),
-        proptest::sample::select(vec!["$chunk", "${chunk}", "$$ '; DROP TABLE t; -- \\ $chunk", "$chunk $$body$$"]).prop_map(|t| json!({"implementation": "python_template", "template": t})),
+        proptest::sample::select(vec![
+            "$chunk",
+            "${chunk}",
+            "$$ '; DROP TABLE t; -- \\ $chunk",
+            "$chunk $$body$$"
+        ])
+        .prop_map(|t| json!({"implementation": "python_template", "template": t})),
         Just(match template_column {
-            Some(c) => json!({"implementation": "python_template", "template": format!("${c} - $chunk")}),
+            Some(c) =>
+                json!({"implementation": "python_template", "template": format!("${c} - $chunk")}),
             None => json!("python_template"),
         }),
     ];
@@ -483,7 +623,11 @@ fn arb_valid_config(source: &Source) -> BoxedStrategy<Value> {
         (2i64..=100).prop_map(|m| json!({"implementation": "hnsw", "m": m, "ef_construction": 2 * m, "opclass": "vector_ip_ops"})),
         Just(json!({"implementation": "diskann", "max_alpha": 1.2, "storage_layout": "plain"})),
     ];
-    let scheduling = prop_oneof![Just(json!("none")), Just(json!("default")), Just(json!({"implementation": "timescaledb", "schedule_interval": "10m"}))];
+    let scheduling = prop_oneof![
+        Just(json!("none")),
+        Just(json!("default")),
+        Just(json!({"implementation": "timescaledb", "schedule_interval": "10m"}))
+    ];
     let destination = prop_oneof![
         3 => (proptest::option::of(arb_ident()), proptest::option::of(arb_ident()), proptest::option::of(chars(1..58, false)))
             .prop_map(|(ts, vs, d)| {
@@ -504,33 +648,63 @@ fn arb_valid_config(source: &Source) -> BoxedStrategy<Value> {
         proptest::collection::vec(arb_ident(), 0..3),
         any::<bool>(),
     );
-    (loading, embedding, chunking, formatting, indexing, scheduling, destination, names)
-        .prop_map(move |(loading, embedding, chunking, formatting, indexing, scheduling, destination, names)| {
-            let (name, queue_schema, queue_table, grant_to, enqueue) = names;
-            let column_destination = destination["implementation"] == "column";
-            let mut m = Map::new();
-            m.insert("source".into(), json!(s.table.qualified_name));
-            if let Some(n) = name {
-                m.insert("name".into(), json!(n));
-            }
-            m.insert("loading".into(), loading);
-            m.insert("embedding".into(), embedding);
-            m.insert("chunking".into(), if column_destination { json!("none") } else { chunking });
-            m.insert("formatting".into(), formatting);
-            m.insert("indexing".into(), indexing);
-            m.insert("scheduling".into(), scheduling);
-            m.insert("destination".into(), destination);
-            m.insert("processing".into(), json!({"implementation": "default", "batch_size": 2048, "concurrency": 1}));
-            if let Some(q) = queue_schema {
-                m.insert("queue_schema".into(), json!(q));
-            }
-            if let Some(q) = queue_table {
-                m.insert("queue_table".into(), json!(q));
-            }
-            m.insert("grant_to".into(), json!(grant_to));
-            m.insert("enqueue_existing".into(), json!(enqueue));
-            Value::Object(m)
-        })
+    (
+        loading,
+        embedding,
+        chunking,
+        formatting,
+        indexing,
+        scheduling,
+        destination,
+        names,
+    )
+        .prop_map(
+            move |(
+                loading,
+                embedding,
+                chunking,
+                formatting,
+                indexing,
+                scheduling,
+                destination,
+                names,
+            )| {
+                let (name, queue_schema, queue_table, grant_to, enqueue) = names;
+                let column_destination = destination["implementation"] == "column";
+                let mut m = Map::new();
+                m.insert("source".into(), json!(s.table.qualified_name));
+                if let Some(n) = name {
+                    m.insert("name".into(), json!(n));
+                }
+                m.insert("loading".into(), loading);
+                m.insert("embedding".into(), embedding);
+                m.insert(
+                    "chunking".into(),
+                    if column_destination {
+                        json!("none")
+                    } else {
+                        chunking
+                    },
+                );
+                m.insert("formatting".into(), formatting);
+                m.insert("indexing".into(), indexing);
+                m.insert("scheduling".into(), scheduling);
+                m.insert("destination".into(), destination);
+                m.insert(
+                    "processing".into(),
+                    json!({"implementation": "default", "batch_size": 2048, "concurrency": 1}),
+                );
+                if let Some(q) = queue_schema {
+                    m.insert("queue_schema".into(), json!(q));
+                }
+                if let Some(q) = queue_table {
+                    m.insert("queue_table".into(), json!(q));
+                }
+                m.insert("grant_to".into(), json!(grant_to));
+                m.insert("enqueue_existing".into(), json!(enqueue));
+                Value::Object(m)
+            },
+        )
         .boxed()
 }
 
@@ -563,7 +737,11 @@ fn pointers(v: &Value) -> Vec<String> {
         match v {
             Value::Object(m) => {
                 for (k, c) in m {
-                    walk(c, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out)
+                    walk(
+                        c,
+                        format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    )
                 }
             }
             Value::Array(a) => {
@@ -596,7 +774,11 @@ fn apply(mut v: Value, m: &Mutation) -> Value {
             let target = v.pointer_mut(&p).unwrap();
             let mut inner = target.take();
             for _ in 0..*depth {
-                inner = if *array { Value::Array(vec![inner]) } else { json!({ "implementation": inner }) };
+                inner = if *array {
+                    Value::Array(vec![inner])
+                } else {
+                    json!({ "implementation": inner })
+                };
             }
             *target = inner;
         }
@@ -669,8 +851,14 @@ fn path_resolves(v: &Value, path: &str) -> bool {
     if let Value::Object(m) = v {
         for (k, child) in m {
             // A key that is not a plain word is shown as a JSON string.
-            let plain = !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-            let shown = if plain { k.clone() } else { Value::String(k.clone()).to_string() };
+            let plain = !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            let shown = if plain {
+                k.clone()
+            } else {
+                Value::String(k.clone()).to_string()
+            };
             if let Some(rest) = path.strip_prefix(shown.as_str()) {
                 if rest.is_empty() {
                     return true;
@@ -688,7 +876,11 @@ fn path_resolves(v: &Value, path: &str) -> bool {
     }
     if let Some(rest) = path.strip_prefix('[') {
         if let Some((idx, rest)) = rest.split_once(']') {
-            if let Some(item) = idx.parse::<usize>().ok().and_then(|i| v.as_array().and_then(|a| a.get(i))) {
+            if let Some(item) = idx
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| v.as_array().and_then(|a| a.get(i)))
+            {
                 if path_resolves(item, rest.strip_prefix('.').unwrap_or(rest)) {
                     return true;
                 }
@@ -707,7 +899,11 @@ fn check_error(input: &Value, e: &ConfigError) -> Result<(), TestCaseError> {
         prop_assert_eq!(&shown, &e.message);
     } else {
         prop_assert_eq!(shown, format!("{}: {}", e.path, e.message));
-        prop_assert!(path_resolves(input, &e.path), "error path {:?} names nothing in the input: {e:?}\ninput: {input}", e.path);
+        prop_assert!(
+            path_resolves(input, &e.path),
+            "error path {:?} names nothing in the input: {e:?}\ninput: {input}",
+            e.path
+        );
     }
     Ok(())
 }
@@ -794,7 +990,9 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
         } else if c == '/' && chars.get(i + 1) == Some(&'*') {
             return Err(format!("block comment outside quotes in {sql:?}"));
         } else if c == '$' {
-            return Err(format!("bare $ (dollar quoting or parameter) outside quotes in {sql:?}"));
+            return Err(format!(
+                "bare $ (dollar quoting or parameter) outside quotes in {sql:?}"
+            ));
         } else if c.is_ascii_punctuation() {
             out.push(Tok::Punct(c));
             i += 1;
@@ -814,8 +1012,22 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
     out.extend(plan.index.iter().cloned());
     let queues = [plan.queue.clone(), plan.failed_queue.clone()];
     let src = regclass_text(&source.schema, &source.name);
-    out.extend(drop_sql(Some(&src), &plan.trigger_function.name, Some(&plan.trigger_function), &queues, plan.view.as_ref(), plan.store.as_ref()));
-    out.extend(drop_sql(None, &plan.trigger_function.name, None, &queues, None, None));
+    out.extend(drop_sql(
+        Some(&src),
+        &plan.trigger_function.name,
+        Some(&plan.trigger_function),
+        &queues,
+        plan.view.as_ref(),
+        plan.store.as_ref(),
+    ));
+    out.extend(drop_sql(
+        None,
+        &plan.trigger_function.name,
+        None,
+        &queues,
+        None,
+        None,
+    ));
     out
 }
 
@@ -828,7 +1040,11 @@ struct Lexed {
 /// Lex every statement; a statement may not hold a `;` outside quotes, and
 /// a function body (the literal after `AS`) is lexed in turn.
 fn lex_plan(plan: &Plan, source: &SourceTable) -> Result<(Lexed, usize), String> {
-    let mut lexed = Lexed { words: BTreeSet::new(), idents: BTreeSet::new(), body_words: BTreeSet::new() };
+    let mut lexed = Lexed {
+        words: BTreeSet::new(),
+        idents: BTreeSet::new(),
+        body_words: BTreeSet::new(),
+    };
     let statements = sql_of(plan, source);
     for sql in &statements {
         let toks = lex(sql)?;
@@ -864,7 +1080,12 @@ fn lex_plan(plan: &Plan, source: &SourceTable) -> Result<(Lexed, usize), String>
                 lexed.idents.insert(s);
             }
             Tok::Punct(',') => {}
-            other => return Err(format!("unexpected {other:?} in ddl_search_path {:?}", plan.ddl_search_path)),
+            other => {
+                return Err(format!(
+                    "unexpected {other:?} in ddl_search_path {:?}",
+                    plan.ddl_search_path
+                ))
+            }
         }
     }
     Ok((lexed, statements.len()))
@@ -881,7 +1102,11 @@ fn vocabulary() -> &'static (BTreeSet<String>, BTreeSet<String>) {
         // Two key columns, so the key conditions' AND is written too.
         let mut composite = blog.clone();
         composite.primary_key.push("views".into());
-        let env = Environment { vector_schema: "public".into(), has_vectorscale: true, has_timescaledb: true };
+        let env = Environment {
+            vector_schema: "public".into(),
+            has_vectorscale: true,
+            has_timescaledb: true,
+        };
         let base = json!({
             "source": "blog", "name": "n",
             "loading": {"implementation": "column", "column_name": "content"},
@@ -898,7 +1123,15 @@ fn vocabulary() -> &'static (BTreeSet<String>, BTreeSet<String>) {
         for v in [base, column] {
             for table in [&blog, &composite] {
                 let config = Config::parse(&v).expect("vocabulary config parses");
-                let plan = build_plan(&config, &Context { source: table, env: &env, id: 1 }).expect("vocabulary config plans");
+                let plan = build_plan(
+                    &config,
+                    &Context {
+                        source: table,
+                        env: &env,
+                        id: 1,
+                    },
+                )
+                .expect("vocabulary config plans");
                 let (l, _) = lex_plan(&plan, table).expect("vocabulary plan lexes");
                 words.extend(l.words);
                 body.extend(l.body_words);
@@ -927,7 +1160,12 @@ fn type_words(source: &SourceTable) -> (BTreeSet<String>, BTreeSet<String>) {
     (words, idents)
 }
 
-fn check_plan(plan: &Plan, source: &SourceTable, env: &Environment, figures: &Figures) -> Result<(), TestCaseError> {
+fn check_plan(
+    plan: &Plan,
+    source: &SourceTable,
+    env: &Environment,
+    figures: &Figures,
+) -> Result<(), TestCaseError> {
     let (lexed, n) = lex_plan(plan, source).map_err(TestCaseError::fail)?;
     figures.statements.fetch_add(n, Ordering::Relaxed);
     let (vocab, body_vocab) = vocabulary();
@@ -942,7 +1180,11 @@ fn check_plan(plan: &Plan, source: &SourceTable, env: &Environment, figures: &Fi
     }
     for w in &lexed.body_words {
         let numeric = w.chars().all(|c| c.is_ascii_digit());
-        prop_assert!(numeric || body_vocab.contains(w) || type_words.contains(w), "bare word {w:?} in the trigger body\n{:#?}", plan.create);
+        prop_assert!(
+            numeric || body_vocab.contains(w) || type_words.contains(w),
+            "bare word {w:?} in the trigger body\n{:#?}",
+            plan.create
+        );
     }
 
     // Names the plan must carry, each as one whole quoted identifier.
@@ -963,9 +1205,19 @@ fn check_plan(plan: &Plan, source: &SourceTable, env: &Environment, figures: &Fi
         expected.push(r.name.clone());
     }
     expected.extend(plan.embedding_column.iter().cloned());
-    expected.extend(plan.config["grant_to"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()));
+    expected.extend(
+        plan.config["grant_to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string()),
+    );
     for name in &expected {
-        prop_assert!(lexed.idents.contains(name), "name {name:?} does not appear as a whole quoted identifier\n{:#?}", sql_of(plan, source));
+        prop_assert!(
+            lexed.idents.contains(name),
+            "name {name:?} does not appear as a whole quoted identifier\n{:#?}",
+            sql_of(plan, source)
+        );
     }
     // And nothing is quoted that is not a whole name.
     let mut known: BTreeSet<String> = expected.into_iter().collect();
@@ -974,25 +1226,49 @@ fn check_plan(plan: &Plan, source: &SourceTable, env: &Environment, figures: &Fi
     known.extend(source.columns.iter().map(|c| c.type_schema.clone()));
     known.extend(type_idents);
     let base = plan.trigger_function.name.clone();
-    known.extend([format!("{base}_upd"), format!("{base}_truncate"), "vector".into(), "pg_catalog".into(), "pg_temp".into()]);
+    known.extend([
+        format!("{base}_upd"),
+        format!("{base}_truncate"),
+        "vector".into(),
+        "pg_catalog".into(),
+        "pg_temp".into(),
+    ]);
     for ident in &lexed.idents {
-        prop_assert!(known.contains(ident), "quoted identifier {ident:?} is not one of the plan's names\n{:#?}", sql_of(plan, source));
+        prop_assert!(
+            known.contains(ident),
+            "quoted identifier {ident:?} is not one of the plan's names\n{:#?}",
+            sql_of(plan, source)
+        );
     }
     Ok(())
 }
 
 /// Full pipeline for one input.
-fn check_case(input: &Value, source: &SourceTable, env: &Environment, figures: &Figures) -> Result<(), TestCaseError> {
+fn check_case(
+    input: &Value,
+    source: &SourceTable,
+    env: &Environment,
+    figures: &Figures,
+) -> Result<(), TestCaseError> {
     figures.cases.fetch_add(1, Ordering::Relaxed);
     let config = match Config::parse(input) {
         Err(e) => {
             figures.rejected_by_parse.fetch_add(1, Ordering::Relaxed);
-            prop_assert_eq!(e.kind, ErrorKind::InvalidConfig, "Config::parse only reports 22023: {:?}", e);
+            prop_assert_eq!(
+                e.kind,
+                ErrorKind::InvalidConfig,
+                "Config::parse only reports 22023: {:?}",
+                e
+            );
             return check_error(input, &e);
         }
         Ok(c) => c,
     };
-    let ctx = Context { source, env, id: 42 };
+    let ctx = Context {
+        source,
+        env,
+        id: 42,
+    };
     let plan = match build_plan(&config, &ctx) {
         Err(e) => {
             figures.rejected_by_plan.fetch_add(1, Ordering::Relaxed);
@@ -1018,8 +1294,18 @@ fn check_case(input: &Value, source: &SourceTable, env: &Environment, figures: &
     check_plan(&plan, source, env, figures)?;
 
     // The stored config is itself a valid config that evaluates to itself.
-    let again = Config::parse(&plan.config).map_err(|e| TestCaseError::fail(format!("stored config does not parse again: {e}\n{}", plan.config)))?;
-    let replanned = build_plan(&again, &ctx).map_err(|e| TestCaseError::fail(format!("stored config does not plan again: {e}\n{}", plan.config)))?;
+    let again = Config::parse(&plan.config).map_err(|e| {
+        TestCaseError::fail(format!(
+            "stored config does not parse again: {e}\n{}",
+            plan.config
+        ))
+    })?;
+    let replanned = build_plan(&again, &ctx).map_err(|e| {
+        TestCaseError::fail(format!(
+            "stored config does not plan again: {e}\n{}",
+            plan.config
+        ))
+    })?;
     prop_assert_eq!(&replanned.config, &plan.config);
     prop_assert_eq!(&replanned.create, &plan.create);
     Ok(())
@@ -1030,7 +1316,11 @@ fn blog_source() -> SourceTable {
 }
 
 fn plain_env() -> Environment {
-    Environment { vector_schema: "public".into(), has_vectorscale: false, has_timescaledb: false }
+    Environment {
+        vector_schema: "public".into(),
+        has_vectorscale: false,
+        has_timescaledb: false,
+    }
 }
 
 #[test]
@@ -1039,7 +1329,9 @@ fn random_json_trees() {
     let source = blog_source();
     let env = plain_env();
     runner()
-        .run(&arb_tree_config(), |v| check_case(&v, &source, &env, &figures))
+        .run(&arb_tree_config(), |v| {
+            check_case(&v, &source, &env, &figures)
+        })
         .unwrap();
     figures.report("random_json_trees");
     assert_eq!(figures.cases.load(Ordering::Relaxed), cases() as usize);
@@ -1050,7 +1342,12 @@ fn mutated_valid_configs() {
     let figures = Figures::default();
     let strategy = (arb_source(), arb_env()).prop_flat_map(|(source, env)| {
         let configs = arb_valid_config(&source);
-        (Just(source), Just(env), configs, proptest::collection::vec(arb_mutation(), 1..5))
+        (
+            Just(source),
+            Just(env),
+            configs,
+            proptest::collection::vec(arb_mutation(), 1..5),
+        )
     });
     runner()
         .run(&strategy, |(source, env, config, mutations)| {
@@ -1072,12 +1369,18 @@ fn generated_valid_configs() {
         (Just(source), Just(env), configs)
     });
     runner()
-        .run(&strategy, |(source, env, config)| check_case(&config, &source.table, &env, &figures))
+        .run(&strategy, |(source, env, config)| {
+            check_case(&config, &source.table, &env, &figures)
+        })
         .unwrap();
     figures.report("generated_valid_configs");
     let planned = figures.planned.load(Ordering::Relaxed);
     // Most generated configs are valid; they are what reaches the SQL checks.
-    assert!(planned * 2 > cases() as usize, "only {planned} of {} generated configs planned", cases());
+    assert!(
+        planned * 2 > cases() as usize,
+        "only {planned} of {} generated configs planned",
+        cases()
+    );
 }
 
 #[test]
@@ -1105,8 +1408,13 @@ fn the_lexer_catches_a_name_outside_its_quotes() {
     // word: the vocabulary holds SQL words only, never a name.
     let (vocab, body_vocab) = vocabulary();
     assert!(vocab.contains("CREATE") && vocab.contains("DROP") && body_vocab.contains("TG_OP"));
-    for name in ["BLOG", "CONTENT", "TITLE", "WORKER", "MIGRATE", "PUBLIC", "N"] {
-        assert!(!vocab.contains(name) && !body_vocab.contains(name), "{name} is a name, not SQL: {vocab:?}");
+    for name in [
+        "BLOG", "CONTENT", "TITLE", "WORKER", "MIGRATE", "PUBLIC", "N",
+    ] {
+        assert!(
+            !vocab.contains(name) && !body_vocab.contains(name),
+            "{name} is a name, not SQL: {vocab:?}"
+        );
     }
 }
 
@@ -1117,8 +1425,14 @@ fn mutations_and_paths_behave() {
     // Keys that are not plain words appear as JSON strings in paths.
     assert!(path_resolves(&v, "\"x.y\""));
     assert!(path_resolves(&v, "a.b"));
-    assert!(path_resolves(&json!({"p": {"[": 1, "a.b": {"c]": 2}}}), "p.\"[\""));
-    assert!(path_resolves(&json!({"p": {"[": 1, "a.b": {"c]": 2}}}), "p.\"a.b\".\"c]\""));
+    assert!(path_resolves(
+        &json!({"p": {"[": 1, "a.b": {"c]": 2}}}),
+        "p.\"[\""
+    ));
+    assert!(path_resolves(
+        &json!({"p": {"[": 1, "a.b": {"c]": 2}}}),
+        "p.\"a.b\".\"c]\""
+    ));
     assert!(!path_resolves(&v, "a.b[5]"));
     assert!(path_resolves(&v, "embedding"));
     assert!(!path_resolves(&v, "zz.qq"));
@@ -1141,13 +1455,25 @@ fn check_plan_fails_on_a_name_outside_its_quotes() {
         "destination": {"implementation": "table", "destination": "x\"; DROP TABLE t; --"},
     }))
     .unwrap();
-    let plan = build_plan(&config, &Context { source: &source, env: &env, id: 1 }).unwrap();
+    let plan = build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env,
+            id: 1,
+        },
+    )
+    .unwrap();
     let figures = Figures::default();
     assert!(check_plan(&plan, &source, &env, &figures).is_ok());
 
     let quoted = "\"x\"\"; DROP TABLE t; --_store\"";
     let leaked = "\"x\"; DROP TABLE t; --_store\"";
-    let at = plan.create.iter().position(|s| s.contains(quoted)).expect("the store table is created");
+    let at = plan
+        .create
+        .iter()
+        .position(|s| s.contains(quoted))
+        .expect("the store table is created");
     let mut broken = plan.clone();
     broken.create[at] = broken.create[at].replace(quoted, leaked);
     assert!(check_plan(&broken, &source, &env, &figures).is_err());

@@ -40,13 +40,18 @@ pub fn open<'a>(
                         obj.at("config_type"),
                         format!("expected \"{config_type}\", got \"{ct}\""),
                     )
-                    .with_hint(format!("this object belongs under \"{ct}\", not \"{path}\"")));
+                    .with_hint(format!(
+                        "this object belongs under \"{ct}\", not \"{path}\""
+                    )));
                 }
             }
             let imp = obj.string("implementation")?.ok_or_else(|| {
                 ConfigError::invalid(
                     obj.at("implementation"),
-                    format!("required key is missing; expected one of {}", allowed.join(", ")),
+                    format!(
+                        "required key is missing; expected one of {}",
+                        allowed.join(", ")
+                    ),
                 )
             })?;
             (obj, imp)
@@ -128,7 +133,12 @@ pub fn parsing(v: Option<&Value>) -> Result<(String, Value)> {
     let Some(v) = v else {
         return Ok(("auto".into(), Value::Object(head("parsing", "auto"))));
     };
-    let (o, imp) = open(v, "parsing", "parsing", &["auto", "none", "pymupdf", "docling"])?;
+    let (o, imp) = open(
+        v,
+        "parsing",
+        "parsing",
+        &["auto", "none", "pymupdf", "docling"],
+    )?;
     o.finish()?;
     Ok((imp.clone(), Value::Object(head("parsing", &imp))))
 }
@@ -146,7 +156,13 @@ pub fn embedding(v: &Value) -> Result<Embedding> {
         v,
         "embedding",
         "embedding",
-        &["openai", "ollama", "voyageai", "litellm", "sentence_transformers"],
+        &[
+            "openai",
+            "ollama",
+            "voyageai",
+            "litellm",
+            "sentence_transformers",
+        ],
     )?;
     let mut m = head("embedding", &imp);
     let (model, dimensions) = if imp == "sentence_transformers" {
@@ -160,14 +176,19 @@ pub fn embedding(v: &Value) -> Result<Embedding> {
         let dims = o.int("dimensions", 1, MAX_DIMENSIONS)?.ok_or_else(|| {
             ConfigError::invalid(
                 o.at("dimensions"),
-                format!("required key is missing; expected an integer between 1 and {MAX_DIMENSIONS}"),
+                format!(
+                    "required key is missing; expected an integer between 1 and {MAX_DIMENSIONS}"
+                ),
             )
             .with_hint("the store table's embedding column is vector(dimensions)")
         })?;
         (model, dims)
     };
     if model.trim().is_empty() {
-        return Err(ConfigError::invalid(o.at("model"), "expected a non-empty string, got \"\""));
+        return Err(ConfigError::invalid(
+            o.at("model"),
+            "expected a non-empty string, got \"\"",
+        ));
     }
     m.insert("model".into(), json!(model));
     m.insert("dimensions".into(), json!(dimensions));
@@ -176,7 +197,9 @@ pub fn embedding(v: &Value) -> Result<Embedding> {
             put(&mut m, "user", o.string("user")?);
             m.insert(
                 "api_key_name".into(),
-                json!(o.string("api_key_name")?.unwrap_or_else(|| "OPENAI_API_KEY".into())),
+                json!(o
+                    .string("api_key_name")?
+                    .unwrap_or_else(|| "OPENAI_API_KEY".into())),
             );
             put(&mut m, "base_url", o.string("base_url")?);
         }
@@ -194,7 +217,9 @@ pub fn embedding(v: &Value) -> Result<Embedding> {
             );
             m.insert(
                 "api_key_name".into(),
-                json!(o.string("api_key_name")?.unwrap_or_else(|| "VOYAGE_API_KEY".into())),
+                json!(o
+                    .string("api_key_name")?
+                    .unwrap_or_else(|| "VOYAGE_API_KEY".into())),
             );
         }
         "litellm" => {
@@ -225,7 +250,11 @@ pub fn chunking(v: Option<&Value>) -> Result<Chunking> {
         v,
         "chunking",
         "chunking",
-        &["character_text_splitter", "recursive_character_text_splitter", "none"],
+        &[
+            "character_text_splitter",
+            "recursive_character_text_splitter",
+            "none",
+        ],
     )?;
     let mut m = head("chunking", &imp);
     if imp != "none" {
@@ -283,14 +312,18 @@ pub struct Formatting {
 pub fn formatting(v: Option<&Value>) -> Result<Formatting> {
     let default = json!("python_template");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(v, "formatting", "formatting", &["python_template", "chunk_value"])?;
+    let (mut o, imp) = open(
+        v,
+        "formatting",
+        "formatting",
+        &["python_template", "chunk_value"],
+    )?;
     let mut m = head("formatting", &imp);
     let mut template = None;
     if imp == "python_template" {
         let t = o.string("template")?.unwrap_or_else(|| "$chunk".into());
-        let refs = crate::template::references(&t).map_err(|e| {
-            ConfigError::invalid(o.at("template"), e)
-        })?;
+        let refs = crate::template::references(&t)
+            .map_err(|e| ConfigError::invalid(o.at("template"), e))?;
         if !refs.iter().any(|r| r == "chunk") {
             return Err(ConfigError::invalid(
                 o.at("template"),
@@ -319,17 +352,30 @@ pub struct Indexing {
 pub fn indexing(v: Option<&Value>) -> Result<Indexing> {
     let default = json!("default");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(v, "indexing", "indexing", &["none", "default", "hnsw", "diskann"])?;
+    let (mut o, imp) = open(
+        v,
+        "indexing",
+        "indexing",
+        &["none", "default", "hnsw", "diskann"],
+    )?;
     let mut m = head("indexing", &imp);
     match imp.as_str() {
         "hnsw" => {
-            m.insert("min_rows".into(), json!(o.int("min_rows", 0, I32)?.unwrap_or(100_000)));
+            m.insert(
+                "min_rows".into(),
+                json!(o.int("min_rows", 0, I32)?.unwrap_or(100_000)),
+            );
             m.insert(
                 "opclass".into(),
                 json!(o
                     .choice(
                         "opclass",
-                        &["vector_cosine_ops", "vector_ip_ops", "vector_l1_ops", "vector_l2_ops"],
+                        &[
+                            "vector_cosine_ops",
+                            "vector_ip_ops",
+                            "vector_l1_ops",
+                            "vector_l2_ops"
+                        ],
                     )?
                     .unwrap_or_else(|| "vector_cosine_ops".into())),
             );
@@ -351,17 +397,32 @@ pub fn indexing(v: Option<&Value>) -> Result<Indexing> {
             );
         }
         "diskann" => {
-            m.insert("min_rows".into(), json!(o.int("min_rows", 0, I32)?.unwrap_or(100_000)));
+            m.insert(
+                "min_rows".into(),
+                json!(o.int("min_rows", 0, I32)?.unwrap_or(100_000)),
+            );
             put(
                 &mut m,
                 "storage_layout",
                 o.choice("storage_layout", &["memory_optimized", "plain"])?,
             );
             put(&mut m, "num_neighbors", o.int("num_neighbors", 10, 1000)?);
-            put(&mut m, "search_list_size", o.int("search_list_size", 10, 1000)?);
+            put(
+                &mut m,
+                "search_list_size",
+                o.int("search_list_size", 10, 1000)?,
+            );
             put(&mut m, "max_alpha", o.number("max_alpha", 0.0)?);
-            put(&mut m, "num_dimensions", o.int("num_dimensions", 0, MAX_DIMENSIONS)?);
-            put(&mut m, "num_bits_per_dimension", o.int("num_bits_per_dimension", 1, 8)?);
+            put(
+                &mut m,
+                "num_dimensions",
+                o.int("num_dimensions", 0, MAX_DIMENSIONS)?,
+            );
+            put(
+                &mut m,
+                "num_bits_per_dimension",
+                o.int("num_bits_per_dimension", 1, 8)?,
+            );
             m.insert(
                 "create_when_queue_empty".into(),
                 json!(o.boolean("create_when_queue_empty")?.unwrap_or(true)),
@@ -390,11 +451,18 @@ pub struct Scheduling {
 pub fn scheduling(v: Option<&Value>) -> Result<Scheduling> {
     let default = json!("default");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(v, "scheduling", "scheduling", &["none", "default", "timescaledb"])?;
+    let (mut o, imp) = open(
+        v,
+        "scheduling",
+        "scheduling",
+        &["none", "default", "timescaledb"],
+    )?;
     let mut m = head("scheduling", &imp);
     let mut interval = None;
     if imp == "timescaledb" {
-        let i = o.string("schedule_interval")?.unwrap_or_else(|| "00:05:00".into());
+        let i = o
+            .string("schedule_interval")?
+            .unwrap_or_else(|| "00:05:00".into());
         m.insert("schedule_interval".into(), json!(i));
         interval = Some(i);
         put(&mut m, "initial_start", o.string("initial_start")?);

@@ -54,22 +54,30 @@ impl Config {
         if !value.is_object() {
             return Err(ConfigError::invalid(
                 "",
-                format!("the vectorizer config must be a JSON object, got {}", describe(value)),
+                format!(
+                    "the vectorizer config must be a JSON object, got {}",
+                    describe(value)
+                ),
             ));
         }
         let mut o = Obj::new(value, "")?;
         let source = o.required_string("source")?;
         let name = match o.string("name")? {
             Some(n) if n.trim().is_empty() => {
-                return Err(ConfigError::invalid("name", "expected a non-empty string, got \"\""))
+                return Err(ConfigError::invalid(
+                    "name",
+                    "expected a non-empty string, got \"\"",
+                ))
             }
             n => n,
         };
         let destination = components::destination(o.get("destination"))?;
-        let loading = components::loading(
-            o.get("loading")
-                .ok_or_else(|| missing("loading", "an object such as {\"implementation\": \"column\", \"column_name\": \"content\"}"))?,
-        )?;
+        let loading = components::loading(o.get("loading").ok_or_else(|| {
+            missing(
+                "loading",
+                "an object such as {\"implementation\": \"column\", \"column_name\": \"content\"}",
+            )
+        })?)?;
         let parsing = components::parsing(o.get("parsing"))?;
         let embedding = components::embedding(
             o.get("embedding")

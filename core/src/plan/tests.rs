@@ -55,12 +55,23 @@ fn plan(v: Value) -> Result<super::Plan, crate::ConfigError> {
     let config = Config::parse(&v)?;
     let source = blog_table();
     let env = env();
-    build_plan(&config, &Context { source: &source, env: &env, id: 7 })
+    build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env,
+            id: 7,
+        },
+    )
 }
 
 fn patch(mut v: Value, key: &str, value: Value) -> Value {
     let (parent, k) = key.rsplit_once('/').unwrap();
-    let t = if parent.is_empty() { &mut v } else { v.pointer_mut(parent).unwrap() };
+    let t = if parent.is_empty() {
+        &mut v
+    } else {
+        v.pointer_mut(parent).unwrap()
+    };
     t.as_object_mut().unwrap().insert(k.into(), value);
     v
 }
@@ -73,7 +84,10 @@ fn names_follow_pgai() {
     assert_eq!(p.queue.name, "_vectorizer_q_7");
     assert_eq!(p.failed_queue.name, "_vectorizer_q_failed_7");
     assert_eq!(p.queue.schema, "migrate");
-    assert_eq!(p.config["destination"]["target_table"], "blog_embeddings_store");
+    assert_eq!(
+        p.config["destination"]["target_table"],
+        "blog_embeddings_store"
+    );
     assert_eq!(p.config["queue_table"], "_vectorizer_q_7");
 
     let mut unnamed = blog();
@@ -100,14 +114,22 @@ fn store_view_queue_and_trigger_sql() {
 
 #[test]
 fn hostile_identifiers_stay_inside_quotes() {
-    let v = patch(blog(), "/destination/destination", json!("x\"; DROP TABLE t; --"));
+    let v = patch(
+        blog(),
+        "/destination/destination",
+        json!("x\"; DROP TABLE t; --"),
+    );
     let p = plan(v).unwrap();
     let sql = p.create.join("\n");
     assert!(sql.contains("\"x\"\"; DROP TABLE t; --_store\""));
     // The trigger body is a string literal: quotes inside are doubled.
     let v = patch(blog(), "/queue_table", json!("q'; DROP TABLE t; --"));
     let p = plan(v).unwrap();
-    let f = p.create.iter().find(|s| s.starts_with("CREATE FUNCTION")).unwrap();
+    let f = p
+        .create
+        .iter()
+        .find(|s| s.starts_with("CREATE FUNCTION"))
+        .unwrap();
     assert!(f.contains("\"q''; DROP TABLE t; --\""), "{f}");
 }
 
@@ -124,13 +146,19 @@ fn grants_are_exactly_the_listed_privileges() {
     let grants: Vec<&String> = p.create.iter().filter(|s| s.starts_with("GRANT")).collect();
     assert_eq!(grants.len(), 4, "{grants:?}");
     assert_eq!(p.schema_grants.len(), 2);
-    assert!(grants.iter().any(|g| g.as_str() == "GRANT SELECT ON \"public\".\"blog\" TO \"worker\""));
+    assert!(grants
+        .iter()
+        .any(|g| g.as_str() == "GRANT SELECT ON \"public\".\"blog\" TO \"worker\""));
 }
 
 #[test]
 fn column_destination_adds_a_column_and_no_store() {
     let v = patch(
-        patch(blog(), "/destination", json!({"implementation": "column", "embedding_column": "emb"})),
+        patch(
+            blog(),
+            "/destination",
+            json!({"implementation": "column", "embedding_column": "emb"}),
+        ),
         "/chunking",
         json!("none"),
     );
@@ -139,7 +167,11 @@ fn column_destination_adds_a_column_and_no_store() {
     let p = plan(v).unwrap();
     assert!(p.store.is_none() && p.view.is_none());
     assert_eq!(p.name, "public_blog_emb");
-    assert!(p.create.iter().any(|s| s == "ALTER TABLE \"public\".\"blog\" ADD COLUMN \"emb\" \"public\".\"vector\"(768)"));
+    assert!(p
+        .create
+        .iter()
+        .any(|s| s
+            == "ALTER TABLE \"public\".\"blog\" ADD COLUMN \"emb\" \"public\".\"vector\"(768)"));
 }
 
 #[test]
@@ -158,7 +190,10 @@ fn checks_against_the_source_table() {
     for (v, kind, expected) in cases {
         let e = plan(v).unwrap_err();
         assert_eq!(e.kind, kind, "{e}");
-        assert!(e.to_string().starts_with(expected), "got {e}, expected {expected}");
+        assert!(
+            e.to_string().starts_with(expected),
+            "got {e}, expected {expected}"
+        );
     }
 }
 
@@ -167,7 +202,18 @@ fn a_table_without_primary_key_is_rejected() {
     let config = Config::parse(&blog()).unwrap();
     let mut source = blog_table();
     source.primary_key.clear();
-    let e = build_plan(&config, &Context { source: &source, env: &env(), id: 1 }).unwrap_err();
+    let e = build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env(),
+            id: 1,
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::ObjectState);
-    assert_eq!(e.to_string(), "source: table public.blog has no primary key");
+    assert_eq!(
+        e.to_string(),
+        "source: table public.blog has no primary key"
+    );
 }
