@@ -1003,6 +1003,10 @@ def main() -> int:
             for arm in ARMS:
                 drop_db(PREFIX + arm)
     elapsed = time.time() - started
+    build_after = machine_info(env).get("build")
+    if build_after != env.info.get("build"):
+        env.info["build"] = f"{env.info.get('build')}; CHANGED during the run to {build_after}"
+        log(f"warning: the installed pgai_migrate.so changed during the run ({env.info['build']})")
     results["elapsed_s"] = elapsed
     results["quiet_gate"] = {"waited_s": GATE.waited, "busy_starts": GATE.busy_starts,
                              "retries": GATE.retries, "disturbed_kept": GATE.disturbed_kept}
