@@ -35,6 +35,7 @@ fn create_vectorizer(config: &str) -> i32 {
         ));
     }
     let source = catalog::source_table(relid);
+    let plain_table = !source.partitioned;
     let env = catalog::environment();
     let id = catalog::next_id();
     let plan = build_plan(
@@ -116,11 +117,25 @@ fn create_vectorizer(config: &str) -> i32 {
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
         set_search_path(&plan.ddl_search_path);
-        for sql in plan.create.iter().chain(schema_grants) {
+        for sql in &plan.create {
+            run(sql);
+        }
+        // CREATE TABLE AS reads the source with our rights: only where that
+        // runs no user code and sees no other role's rows (a plain table,
+        // read with ONLY; partitions may belong to other roles).
+        let bulk = !plan.queue_bulk.is_empty() && plain_table;
+        if bulk {
+            for sql in &plan.queue_bulk {
+                run(sql);
+            }
+        } else {
+            run(&plan.queue_plain);
+        }
+        for sql in plan.after_queue.iter().chain(schema_grants) {
             run(sql);
         }
         set_search_path("pg_catalog, pg_temp");
-        {
+        if !bulk {
             let owner_oid: pg_sys::Oid = one(
                 "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
                 &[relid.into()],

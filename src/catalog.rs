@@ -82,6 +82,7 @@ SELECT pg_catalog.jsonb_build_object(
     'name', c.relname,
     'qualified_name', c.oid::pg_catalog.regclass::pg_catalog.text,
     'owner', pg_catalog.pg_get_userbyid(c.relowner),
+    'partitioned', c.relkind = 'p',
     'columns', COALESCE((
         SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
             'name', a.attname,

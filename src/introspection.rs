@@ -3,12 +3,17 @@
 //! against pg_class costs an index scan per row, ten times slower with
 //! thousands of vectorizers.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
 /// Current `(schema, name)` of a relation, or None if it no longer exists.
-fn current_name(relid: pg_sys::Oid) -> Option<(String, String)> {
+/// Schema names are remembered in `schemas`: most relations share a few.
+fn current_name(
+    relid: pg_sys::Oid,
+    schemas: &mut HashMap<pg_sys::Oid, String>,
+) -> Option<(String, String)> {
     // SAFETY: lsyscache lookups return NULL for a missing OID and palloc'd
     // strings otherwise.
     unsafe {
@@ -16,14 +21,20 @@ fn current_name(relid: pg_sys::Oid) -> Option<(String, String)> {
         if name.is_null() {
             return None;
         }
-        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
-        if nsp.is_null() {
-            return None;
-        }
-        Some((
-            CStr::from_ptr(nsp).to_string_lossy().into_owned(),
-            CStr::from_ptr(name).to_string_lossy().into_owned(),
-        ))
+        let nsp_oid = pg_sys::get_rel_namespace(relid);
+        let schema = match schemas.get(&nsp_oid) {
+            Some(s) => s.clone(),
+            None => {
+                let nsp = pg_sys::get_namespace_name(nsp_oid);
+                if nsp.is_null() {
+                    return None;
+                }
+                let s = CStr::from_ptr(nsp).to_string_lossy().into_owned();
+                schemas.insert(nsp_oid, s.clone());
+                s
+            }
+        };
+        Some((schema, CStr::from_ptr(name).to_string_lossy().into_owned()))
     }
 }
 
@@ -43,6 +54,7 @@ fn managed_tables() -> TableIterator<
 > {
     const KINDS: [&str; 4] = ["store", "view", "queue", "failed_queue"];
     let mut rows = Vec::new();
+    let mut schemas = HashMap::new();
     Spi::connect(|client| {
         // Columns 3..=6 are the relids, 7..=14 the recorded (schema, name)
         // pairs in the same order.
@@ -61,7 +73,7 @@ fn managed_tables() -> TableIterator<
                 let Some(relid) = t.get::<pg_sys::Oid>(3 + i)? else {
                     continue;
                 };
-                let (schema, table_name, relid) = match current_name(relid) {
+                let (schema, table_name, relid) = match current_name(relid, &mut schemas) {
                     Some((s, n)) => (s, n, Some(relid)),
                     // Dropped by hand: the recorded names, no relid.
                     None => (

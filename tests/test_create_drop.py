@@ -168,6 +168,47 @@ class TestQueueing:
         assert blog.execute("SELECT source::text FROM migrate.vectorizer").fetchone()[0] == "posts"
 
 
+def test_partitioned_source_queues_rows_of_every_partition(db):
+    db.execute("CREATE TABLE blog (id int PRIMARY KEY, title text, content text, views int NOT NULL DEFAULT 0) PARTITION BY RANGE (id)")
+    db.execute("CREATE TABLE blog_low PARTITION OF blog FOR VALUES FROM (0) TO (10)")
+    db.execute("CREATE TABLE blog_high PARTITION OF blog FOR VALUES FROM (10) TO (100)")
+    db.execute("INSERT INTO blog (id, content) VALUES (1, 'a'), (20, 'b')")
+    create_vectorizer(db, BLOG_CONFIG)
+    assert queued(db) == [1, 20]
+    db.execute("DELETE FROM migrate._vectorizer_q_1")
+    db.execute("INSERT INTO blog (id, content) VALUES (2, 'c'), (30, 'd')")
+    db.execute("UPDATE blog SET content = 'e' WHERE id = 20")
+    assert queued(db) == [2, 20, 30]
+
+
+def test_inheritance_children_are_not_queued(db):
+    """Triggers on a plain table do not cover its inheritance children, so
+    their rows are not queued at creation either."""
+    create_blog(db, rows=2)
+    db.execute("CREATE TABLE blog_child () INHERITS (blog)")
+    db.execute("INSERT INTO blog_child (id, content) VALUES (50, 'child')")
+    create_vectorizer(db, BLOG_CONFIG)
+    assert queued(db) == [1, 2]
+
+
+def test_bulk_queue_has_the_same_shape_as_an_empty_one(db):
+    create_blog(db)
+    create_vectorizer(db, BLOG_CONFIG)
+    db.execute("CREATE TABLE t2 (id int PRIMARY KEY, content text)")
+    create_vectorizer(db, {**BLOG_CONFIG, "source": "t2", "name": "t2", "enqueue_existing": False,
+                           "destination": {"implementation": "table", "destination": "t2e"}, "formatting": "python_template"})
+    def shape(table):
+        return db.execute(
+            "SELECT attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(d.adbin, d.adrelid) "
+            "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()
+    assert shape("migrate._vectorizer_q_1") == shape("migrate._vectorizer_q_2")
+    assert shape("migrate._vectorizer_q_1")[1] == ("queued_at", "timestamp with time zone", True, "now()")
+    for q in ("migrate._vectorizer_q_1", "migrate._vectorizer_q_2"):
+        assert db.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", (q,)).fetchone()[0] == 1
+        assert db.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s::regclass", (q,)).fetchone()[0] == "postgres"
+
+
 class TestDrop:
     def test_drop_keeps_store_and_view_by_default(self, db):
         create_blog(db)

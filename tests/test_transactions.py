@@ -136,8 +136,13 @@ def test_failed_create_inside_savepoint_restores_search_path_and_role(dbname, ro
     with connect(dbname) as admin:
         admin.execute(f'GRANT USAGE ON SCHEMA migrate TO "{alice}"')
         admin.execute(f'GRANT CREATE ON SCHEMA public TO "{alice}"')
-        create_blog(admin)
+        # Partitioned, so the existing rows are queued as the table owner
+        # (a plain table's are bulk-copied with the extension's rights).
+        admin.execute("CREATE TABLE blog (id int PRIMARY KEY, title text, content text, views int NOT NULL DEFAULT 0) PARTITION BY RANGE (id)")
+        admin.execute("CREATE TABLE blog_p PARTITION OF blog FOR VALUES FROM (0) TO (1000)")
+        admin.execute("INSERT INTO blog SELECT g, 'title ' || g, 'content ' || g FROM generate_series(1, 3) g")
         admin.execute(f'ALTER TABLE blog OWNER TO "{alice}"')
+        admin.execute(f'ALTER TABLE blog_p OWNER TO "{alice}"')
     try:
         with connect(dbname, user=alice) as c:
             # The owner revoked their own SELECT: queueing the existing rows,

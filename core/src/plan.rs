@@ -48,9 +48,21 @@ pub struct Plan {
     /// schemas of the key and read columns' types, so that the trigger's
     /// `WHEN` clause binds to the right operators and nothing else.
     pub ddl_search_path: String,
-    /// DDL, grants and ownership changes, run with the extension owner's
-    /// rights. None of it runs user-defined code.
+    /// DDL run first with the extension owner's rights, triggers included
+    /// (they lock the source against writes until commit, so no row is
+    /// missed by what follows). None of it runs user-defined code.
     pub create: Vec<String>,
+    /// Creates the empty queue (then [`Plan::as_owner`] fills it).
+    pub queue_plain: String,
+    /// Creates the queue already filled with every key, by `CREATE TABLE AS`
+    /// (bulk-written, much cheaper than an INSERT per row), then gives its
+    /// columns their constraints and defaults. Runs with the extension
+    /// owner's rights, so it is only used when reading the source runs no
+    /// user code: a plain table, no partitions. Empty without
+    /// `enqueue_existing`.
+    pub queue_bulk: Vec<String>,
+    /// Ownership changes and grants, after the queue exists.
+    pub after_queue: Vec<String>,
     /// `GRANT USAGE ON SCHEMA` per `grant_to` role, with the schema: only
     /// run where the caller could grant it.
     pub schema_grants: Vec<(String, String)>,
@@ -298,11 +310,31 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
             quote_ident(col)
         ));
     }
-    // The queue's primary key is added after existing rows are queued:
-    // building the index once is much cheaper than maintaining it per row.
-    create.push(format!(
+    // The queue is created after the triggers, and its primary key added
+    // after existing rows are queued: building the index once is much
+    // cheaper than maintaining it per row.
+    let queue_plain = format!(
         "CREATE TABLE {q} ({pk_defs}, queued_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(), loading_retries pg_catalog.int4 NOT NULL DEFAULT 0, loading_retry_after pg_catalog.timestamptz)"
-    ));
+    );
+    let rows = if source.partitioned {
+        src.clone()
+    } else {
+        format!("ONLY {src}")
+    };
+    let mut queue_bulk = Vec::new();
+    if config.enqueue_existing {
+        queue_bulk.push(format!(
+            "CREATE TABLE {q} AS SELECT {pk_list}, pg_catalog.now() AS queued_at, 0::pg_catalog.int4 AS loading_retries, NULL::pg_catalog.timestamptz AS loading_retry_after FROM {rows}"
+        ));
+        let not_null = pk
+            .iter()
+            .map(|c| format!("ALTER COLUMN {} SET NOT NULL", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        queue_bulk.push(format!(
+            "ALTER TABLE {q} {not_null}, ALTER COLUMN queued_at SET NOT NULL, ALTER COLUMN queued_at SET DEFAULT pg_catalog.now(), ALTER COLUMN loading_retries SET NOT NULL, ALTER COLUMN loading_retries SET DEFAULT 0"
+        ));
+    }
     owned.push(format!("ALTER TABLE {q} OWNER TO {owner}"));
     create.push(format!(
         "CREATE TABLE {fq} ({pk_defs}, created_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(), failure_step pg_catalog.text NOT NULL DEFAULT '')"
@@ -347,7 +379,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}()",
         quote_ident(&format!("{base}_truncate"))
     ));
-    create.extend(owned);
+    let mut after_queue = owned;
 
     // Grants: exactly the privileges a worker running as these roles needs.
     let mut schema_grants = Vec::new();
@@ -364,20 +396,20 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
                 format!("GRANT USAGE ON SCHEMA {} TO {r}", quote_ident(schema)),
             ));
         }
-        create.push(format!("GRANT SELECT ON {src} TO {r}"));
+        after_queue.push(format!("GRANT SELECT ON {src} TO {r}"));
         if let Some(s) = &store {
-            create.push(format!(
+            after_queue.push(format!(
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {r}",
                 qualified(&s.schema, &s.name)
             ));
         }
         if let Some(v) = &view {
-            create.push(format!(
+            after_queue.push(format!(
                 "GRANT SELECT ON {} TO {r}",
                 qualified(&v.schema, &v.name)
             ));
         }
-        create.push(format!(
+        after_queue.push(format!(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"
         ));
     }
@@ -385,7 +417,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let mut as_owner = Vec::new();
     if config.enqueue_existing {
         as_owner.push(format!(
-            "INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {src}"
+            "INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {rows}"
         ));
     }
     let index = vec![
@@ -421,6 +453,9 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         schemas,
         ddl_search_path,
         create,
+        queue_plain,
+        queue_bulk,
+        after_queue,
         schema_grants,
         as_owner,
         index,

@@ -37,6 +37,11 @@ pub struct SourceTable {
     pub columns: Vec<SourceColumn>,
     /// Primary-key column names in key order.
     pub primary_key: Vec<String>,
+    /// A partitioned table: its rows live in partitions, which the
+    /// triggers cover. A plain table is read with ONLY, because its
+    /// inheritance children are not covered.
+    #[serde(default)]
+    pub partitioned: bool,
 }
 
 impl SourceTable {

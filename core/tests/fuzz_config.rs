@@ -392,6 +392,7 @@ fn fixed_sources() -> Vec<Source> {
             col("pdf", "bytea", TypeCategory::Bytea),
         ],
         primary_key: vec!["id".into()],
+        partitioned: false,
     };
     let mut custom_pk = col("ID", "\"my schema\".\"my \"\"type\"", TypeCategory::Other);
     custom_pk.eq_schema = "my schema".into();
@@ -411,6 +412,7 @@ fn fixed_sources() -> Vec<Source> {
             col("$body$", "text", TypeCategory::Text),
         ],
         primary_key: vec!["ID".into()],
+        partitioned: false,
     };
     let unicode = SourceTable {
         schema: "ünïcødé".into(),
@@ -424,6 +426,7 @@ fn fixed_sources() -> Vec<Source> {
             col("body", "text", TypeCategory::Text),
         ],
         primary_key: vec!["k2".into(), "k1".into()],
+        partitioned: false,
     };
     vec![
         Source {
@@ -537,6 +540,7 @@ fn arb_source() -> BoxedStrategy<Source> {
                     owner,
                     columns,
                     primary_key,
+                    partitioned: false,
                 },
                 text_column: cols[1].clone(),
                 bytea_column: cols.get(2).cloned(),
@@ -1008,6 +1012,9 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
 fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     out.extend(plan.create.iter().cloned());
+    out.push(plan.queue_plain.clone());
+    out.extend(plan.queue_bulk.iter().cloned());
+    out.extend(plan.after_queue.iter().cloned());
     out.extend(plan.as_owner.iter().cloned());
     out.extend(plan.index.iter().cloned());
     let queues = [plan.queue.clone(), plan.failed_queue.clone()];
@@ -1308,6 +1315,7 @@ fn check_case(
     })?;
     prop_assert_eq!(&replanned.config, &plan.config);
     prop_assert_eq!(&replanned.create, &plan.create);
+    prop_assert_eq!(&replanned.after_queue, &plan.after_queue);
     Ok(())
 }
 

@@ -29,6 +29,7 @@ fn blog_table() -> SourceTable {
             col("pdf", "bytea", TypeCategory::Bytea),
         ],
         primary_key: vec!["id".into()],
+        partitioned: false,
     }
 }
 
@@ -101,7 +102,13 @@ fn names_follow_pgai() {
 #[test]
 fn store_view_queue_and_trigger_sql() {
     let p = plan(blog()).unwrap();
-    let sql = p.create.join(";\n");
+    let sql = [
+        p.create.clone(),
+        vec![p.queue_plain.clone()],
+        p.after_queue.clone(),
+    ]
+    .concat()
+    .join(";\n");
     assert!(sql.contains("CREATE TABLE \"public\".\"blog_embeddings_store\" (embedding_uuid pg_catalog.uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() PRIMARY KEY, \"id\" integer NOT NULL, chunk_seq pg_catalog.int4 NOT NULL, chunk pg_catalog.text NOT NULL, embedding \"public\".\"vector\"(768) NOT NULL, UNIQUE (\"id\", chunk_seq))"), "{sql}");
     // The update trigger fires only when a column the vectorizer reads changes.
     assert!(sql.contains("AFTER UPDATE OF \"id\", \"title\", \"content\" ON \"public\".\"blog\" FOR EACH ROW WHEN (OLD.\"id\" IS DISTINCT FROM NEW.\"id\" OR OLD.\"title\" IS DISTINCT FROM NEW.\"title\" OR OLD.\"content\" IS DISTINCT FROM NEW.\"content\")"), "{sql}");
@@ -109,7 +116,8 @@ fn store_view_queue_and_trigger_sql() {
     assert!(sql.contains("INSERT INTO \"migrate\".\"_vectorizer_q_7\" AS q (\"id\") VALUES (NEW.\"id\") ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false;"), "{sql}");
     assert!(sql.contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"));
     assert!(sql.contains("ALTER TABLE \"migrate\".\"_vectorizer_q_7\" OWNER TO \"alice\""));
-    assert_eq!(p.as_owner[0], "INSERT INTO \"migrate\".\"_vectorizer_q_7\" (\"id\") SELECT \"id\" FROM \"public\".\"blog\"");
+    assert_eq!(p.as_owner[0], "INSERT INTO \"migrate\".\"_vectorizer_q_7\" (\"id\") SELECT \"id\" FROM ONLY \"public\".\"blog\"");
+    assert_eq!(p.queue_bulk[0], "CREATE TABLE \"migrate\".\"_vectorizer_q_7\" AS SELECT \"id\", pg_catalog.now() AS queued_at, 0::pg_catalog.int4 AS loading_retries, NULL::pg_catalog.timestamptz AS loading_retry_after FROM ONLY \"public\".\"blog\"");
 }
 
 #[test]
@@ -136,14 +144,18 @@ fn hostile_identifiers_stay_inside_quotes() {
 #[test]
 fn enqueue_existing_false_only_indexes_the_queue() {
     let p = plan(patch(blog(), "/enqueue_existing", json!(false))).unwrap();
-    assert!(p.as_owner.is_empty());
+    assert!(p.as_owner.is_empty() && p.queue_bulk.is_empty());
     assert_eq!(p.index.len(), 2);
 }
 
 #[test]
 fn grants_are_exactly_the_listed_privileges() {
     let p = plan(patch(blog(), "/grant_to", json!(["worker"]))).unwrap();
-    let grants: Vec<&String> = p.create.iter().filter(|s| s.starts_with("GRANT")).collect();
+    let grants: Vec<&String> = p
+        .after_queue
+        .iter()
+        .filter(|s| s.starts_with("GRANT"))
+        .collect();
     assert_eq!(grants.len(), 4, "{grants:?}");
     assert_eq!(p.schema_grants.len(), 2);
     assert!(grants
