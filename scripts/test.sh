@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up (idempotent) and run every test: the pure-Rust unit
-# tests, then the SQL-level and client tests against the installed extension
-# on the local PostgreSQL 18.
+# tests, a smoke run of the benchmark (so it never rots), then the SQL-level
+# and client tests against the installed extension on the local PostgreSQL 18.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,6 +9,9 @@ scripts/setup.sh
 
 log "unit tests (pure Rust: config parsing, validation, SQL building)"
 cargo test -p pgai_migrate_core --quiet
+
+log "benchmark smoke run (small sizes; figures are printed, never asserted)"
+bench/run.sh --smoke
 
 log "integration tests against PostgreSQL 18 (pytest)"
 export PATH="$(pg_install)/bin:$PATH"
