@@ -198,7 +198,6 @@ fn already_exists(
         );
     }
     notice!("vectorizer \"{}\" already exists, skipping", plan.name);
-    let _ = existing.row;
     set_search_path(caller_path);
     existing.id
 }
