@@ -1,10 +1,12 @@
 //! The SQL API: `migrate.create_vectorizer(jsonb)` and
 //! `migrate.drop_vectorizer(name, drop_all, if_exists)`.
 
-use pgai_migrate_core::plan::{drop_sql, Context, Relation};
+use std::collections::HashMap;
+
+use pgai_migrate_core::ident::qualified;
+use pgai_migrate_core::plan::{drop_sql, Context, Relation, EXTENSION_SCHEMA};
 use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use serde_json::Value;
 
 use crate::catalog;
@@ -35,7 +37,6 @@ fn create_vectorizer(config: &str) -> i32 {
         ));
     }
     let source = catalog::source_table(relid);
-    let plain_table = !source.partitioned;
     let env = catalog::environment();
     let id = catalog::next_id();
     let plan = build_plan(
@@ -93,26 +94,25 @@ fn create_vectorizer(config: &str) -> i32 {
 
     // USAGE on a schema is the schema owner's to give: grant it only where
     // the caller could have (the extension's own schema included).
-    let schema_grants: Vec<&String> = plan
-        .schema_grants
-        .iter()
-        .filter(|(schema, _)| {
-            schema == pgai_migrate_core::plan::EXTENSION_SCHEMA
+    let mut grantable: HashMap<&str, bool> = HashMap::new();
+    for (schema, _) in &plan.schema_grants {
+        grantable.entry(schema.as_str()).or_insert_with(|| {
+            let ok = schema == EXTENSION_SCHEMA
                 || one::<bool>(
                     "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
                     &[schema.as_str().into()],
-                ) == Some(true)
-        })
-        .map(|(_, sql)| sql)
-        .collect();
-    for (schema, _) in &plan.schema_grants {
-        if !schema_grants
-            .iter()
-            .any(|g| g.contains(&pgai_migrate_core::ident::quote_ident(schema)))
-        {
-            notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
-        }
+                ) == Some(true);
+            if !ok {
+                notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+            }
+            ok
+        });
     }
+    let schema_grants = plan
+        .schema_grants
+        .iter()
+        .filter(|(schema, _)| grantable[schema.as_str()])
+        .map(|(_, sql)| sql);
 
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
@@ -120,10 +120,7 @@ fn create_vectorizer(config: &str) -> i32 {
         for sql in &plan.create {
             run(sql);
         }
-        // CREATE TABLE AS reads the source with our rights: only where that
-        // runs no user code and sees no other role's rows (a plain table,
-        // read with ONLY; partitions may belong to other roles).
-        let bulk = !plan.queue_bulk.is_empty() && plain_table;
+        let bulk = !plan.queue_bulk.is_empty();
         if bulk {
             for sql in &plan.queue_bulk {
                 run(sql);
@@ -227,9 +224,7 @@ fn check_schema(path: &str, schema: &str) {
         )),
         // The queue may go in the extension's own schema, which the
         // extension writes; nothing else may.
-        Some(false)
-            if !(path == "queue_schema" && schema == pgai_migrate_core::plan::EXTENSION_SCHEMA) =>
-        {
+        Some(false) if !(path == "queue_schema" && schema == EXTENSION_SCHEMA) => {
             raise(ConfigError::new(
                 ErrorKind::InsufficientPrivilege,
                 path,
@@ -265,8 +260,9 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
     let row = &existing.row;
     // What exists now of what create made, by OID: a name that has since
     // been given to another relation is never dropped.
-    let by_oid = |oid: pg_sys::Oid| -> Option<Relation> {
-        catalog::relation_name(oid).map(|(schema, name)| Relation {
+    let mut schemas = HashMap::new();
+    let mut by_oid = |oid: pg_sys::Oid| -> Option<Relation> {
+        catalog::relation_name(oid, &mut schemas).map(|(schema, name)| Relation {
             path: String::new(),
             schema,
             name,
@@ -288,21 +284,19 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
 
     let (view, store) = if drop_all {
         (
-            existing.view.and_then(by_oid),
-            existing.store.and_then(by_oid),
+            existing.view.and_then(&mut by_oid),
+            existing.store.and_then(&mut by_oid),
         )
     } else {
         (None, None)
     };
-    let function: Option<Relation> = one::<JsonB>(
-        "SELECT (SELECT pg_catalog.jsonb_build_array(n.nspname, p.proname) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = $1)",
-        &[existing.trigger_function.into()],
-    )
-    .map(|j| Relation {
-        path: String::new(),
-        schema: j.0[0].as_str().unwrap_or_default().to_string(),
-        name: j.0[1].as_str().unwrap_or_default().to_string(),
-    });
+    let function =
+        catalog::function_name(existing.trigger_function).map(|(schema, name)| Relation {
+            path: String::new(),
+            schema,
+            name,
+        });
+    let source = by_oid(existing.source).map(|s| qualified(&s.schema, &s.name));
     let trigger_base = row["trigger_function"]
         .as_str()
         .unwrap_or_default()
@@ -310,10 +304,6 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
     let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
-        let source: Option<String> = one(
-            "SELECT (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1)",
-            &[existing.source.into()],
-        );
         for sql in drop_sql(
             source.as_deref(),
             &trigger_base,

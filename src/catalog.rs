@@ -2,6 +2,8 @@
 //! catalog and revision history.
 
 use pgai_migrate_core::{ConfigError, Environment, ErrorKind, Plan, SourceTable};
+use std::collections::HashMap;
+
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::Value;
@@ -163,14 +165,46 @@ pub fn relation_lock(schema: &str, name: &str) -> String {
     format!("relation {schema}.{name}")
 }
 
-/// `(schema, name)` of a relation by OID, if it still exists.
-pub fn relation_name(relid: pg_sys::Oid) -> Option<(String, String)> {
-    let json: Option<JsonB> = one(
-        "SELECT (SELECT pg_catalog.jsonb_build_array(n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1)",
-        &[relid.into()],
-    );
-    let v = json?.0;
-    Some((v[0].as_str()?.to_string(), v[1].as_str()?.to_string()))
+/// Current `(schema, name)` of a relation by OID, from the syscache, or
+/// None if it no longer exists. `schemas` remembers schema names across
+/// calls: most relations share a few.
+pub fn relation_name(
+    relid: pg_sys::Oid,
+    schemas: &mut HashMap<pg_sys::Oid, String>,
+) -> Option<(String, String)> {
+    // SAFETY: lsyscache lookups return NULL for a missing OID and palloc'd
+    // strings otherwise.
+    unsafe {
+        let name = c_string(pg_sys::get_rel_name(relid))?;
+        let schema = schema_name(pg_sys::get_rel_namespace(relid), schemas)?;
+        Some((schema, name))
+    }
+}
+
+/// Current `(schema, name)` of a function by OID, like [`relation_name`].
+pub fn function_name(oid: pg_sys::Oid) -> Option<(String, String)> {
+    // SAFETY: as in relation_name.
+    unsafe {
+        let name = c_string(pg_sys::get_func_name(oid))?;
+        let schema = schema_name(pg_sys::get_func_namespace(oid), &mut HashMap::new())?;
+        Some((schema, name))
+    }
+}
+
+unsafe fn schema_name(
+    nsp: pg_sys::Oid,
+    schemas: &mut HashMap<pg_sys::Oid, String>,
+) -> Option<String> {
+    if let Some(s) = schemas.get(&nsp) {
+        return Some(s.clone());
+    }
+    let s = c_string(pg_sys::get_namespace_name(nsp))?;
+    schemas.insert(nsp, s.clone());
+    Some(s)
+}
+
+unsafe fn c_string(p: *mut std::ffi::c_char) -> Option<String> {
+    (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
 }
 
 pub struct Existing {
@@ -187,26 +221,28 @@ pub struct Existing {
 }
 
 pub fn find(name: &str) -> Option<Existing> {
-    let row: Option<JsonB> = one(
-        "SELECT (SELECT pg_catalog.to_jsonb(v) FROM migrate.vectorizer v WHERE v.name = $1)",
+    let found: Option<JsonB> = one(
+        "SELECT (SELECT pg_catalog.jsonb_build_object('row', pg_catalog.to_jsonb(v), 'oids', pg_catalog.jsonb_build_array(
+                    v.source::pg_catalog.oid::pg_catalog.int8, v.queue_relid::pg_catalog.oid::pg_catalog.int8, v.queue_failed_relid::pg_catalog.oid::pg_catalog.int8,
+                    v.view_relid::pg_catalog.oid::pg_catalog.int8, v.store_relid::pg_catalog.oid::pg_catalog.int8, v.trigger_function_oid::pg_catalog.oid::pg_catalog.int8))
+                 FROM migrate.vectorizer v WHERE v.name = $1)",
         &[name.into()],
     );
-    let row = row?.0;
-    let id = row["id"].as_i64().expect("id") as i32;
-    let oid = |column: &str| -> Option<pg_sys::Oid> {
-        one(
-            &format!("SELECT {column}::pg_catalog.oid FROM migrate.vectorizer WHERE id = $1"),
-            &[id.into()],
-        )
+    let found = found?.0;
+    let oid = |i: usize| {
+        found["oids"][i]
+            .as_u64()
+            .map(|o| pg_sys::Oid::from(o as u32))
     };
+    let row = found["row"].clone();
     Some(Existing {
-        id,
-        source: oid("source").expect("source"),
-        queue: oid("queue_relid").expect("queue"),
-        failed_queue: oid("queue_failed_relid").expect("failed queue"),
-        view: oid("view_relid"),
-        store: oid("store_relid"),
-        trigger_function: oid("trigger_function_oid").expect("trigger function"),
+        id: row["id"].as_i64().expect("id") as i32,
+        source: oid(0).expect("source"),
+        queue: oid(1).expect("queue"),
+        failed_queue: oid(2).expect("failed queue"),
+        view: oid(3),
+        store: oid(4),
+        trigger_function: oid(5).expect("trigger function"),
         config: row["config"].clone(),
         row,
     })

@@ -4,39 +4,8 @@
 //! thousands of vectorizers.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 
 use pgrx::prelude::*;
-
-/// Current `(schema, name)` of a relation, or None if it no longer exists.
-/// Schema names are remembered in `schemas`: most relations share a few.
-fn current_name(
-    relid: pg_sys::Oid,
-    schemas: &mut HashMap<pg_sys::Oid, String>,
-) -> Option<(String, String)> {
-    // SAFETY: lsyscache lookups return NULL for a missing OID and palloc'd
-    // strings otherwise.
-    unsafe {
-        let name = pg_sys::get_rel_name(relid);
-        if name.is_null() {
-            return None;
-        }
-        let nsp_oid = pg_sys::get_rel_namespace(relid);
-        let schema = match schemas.get(&nsp_oid) {
-            Some(s) => s.clone(),
-            None => {
-                let nsp = pg_sys::get_namespace_name(nsp_oid);
-                if nsp.is_null() {
-                    return None;
-                }
-                let s = CStr::from_ptr(nsp).to_string_lossy().into_owned();
-                schemas.insert(nsp_oid, s.clone());
-                s
-            }
-        };
-        Some((schema, CStr::from_ptr(name).to_string_lossy().into_owned()))
-    }
-}
 
 /// Backs `migrate.managed_tables()`, which casts the names and `relid` to
 /// `name` and `regclass`.
@@ -73,7 +42,7 @@ fn managed_tables() -> TableIterator<
                 let Some(relid) = t.get::<pg_sys::Oid>(3 + i)? else {
                     continue;
                 };
-                let (schema, table_name, relid) = match current_name(relid, &mut schemas) {
+                let (schema, table_name, relid) = match crate::catalog::relation_name(relid, &mut schemas) {
                     Some((s, n)) => (s, n, Some(relid)),
                     // Dropped by hand: the recorded names, no relid.
                     None => (

@@ -57,9 +57,10 @@ pub struct Plan {
     /// Creates the queue already filled with every key, by `CREATE TABLE AS`
     /// (bulk-written, much cheaper than an INSERT per row), then gives its
     /// columns their constraints and defaults. Runs with the extension
-    /// owner's rights, so it is only used when reading the source runs no
-    /// user code: a plain table, no partitions. Empty without
-    /// `enqueue_existing`.
+    /// owner's rights, so it is only planned when reading the source runs no
+    /// user code and sees no other role's rows: a plain table, read with
+    /// ONLY (partitions may belong to other roles). When empty, the queue
+    /// is [`Plan::queue_plain`], filled by [`Plan::as_owner`].
     pub queue_bulk: Vec<String>,
     /// Ownership changes and grants, after the queue exists.
     pub after_queue: Vec<String>,
@@ -322,7 +323,12 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         format!("ONLY {src}")
     };
     let mut queue_bulk = Vec::new();
-    if config.enqueue_existing {
+    let mut as_owner = Vec::new();
+    if config.enqueue_existing && source.partitioned {
+        as_owner.push(format!(
+            "INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {rows}"
+        ));
+    } else if config.enqueue_existing {
         queue_bulk.push(format!(
             "CREATE TABLE {q} AS SELECT {pk_list}, pg_catalog.now() AS queued_at, 0::pg_catalog.int4 AS loading_retries, NULL::pg_catalog.timestamptz AS loading_retry_after FROM {rows}"
         ));
@@ -414,12 +420,6 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         ));
     }
 
-    let mut as_owner = Vec::new();
-    if config.enqueue_existing {
-        as_owner.push(format!(
-            "INSERT INTO {q} ({pk_list}) SELECT {pk_list} FROM {rows}"
-        ));
-    }
     let index = vec![
         format!("ALTER TABLE {q} ADD PRIMARY KEY ({pk_list})"),
         format!("CREATE INDEX ON {fq} ({pk_list})"),

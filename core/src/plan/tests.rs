@@ -116,7 +116,23 @@ fn store_view_queue_and_trigger_sql() {
     assert!(sql.contains("INSERT INTO \"migrate\".\"_vectorizer_q_7\" AS q (\"id\") VALUES (NEW.\"id\") ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false;"), "{sql}");
     assert!(sql.contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"));
     assert!(sql.contains("ALTER TABLE \"migrate\".\"_vectorizer_q_7\" OWNER TO \"alice\""));
-    assert_eq!(p.as_owner[0], "INSERT INTO \"migrate\".\"_vectorizer_q_7\" (\"id\") SELECT \"id\" FROM ONLY \"public\".\"blog\"");
+    // A plain table's keys are bulk-copied; a partitioned one's are inserted
+    // as the owner, reading every partition.
+    assert!(p.as_owner.is_empty());
+    let mut partitioned = blog_table();
+    partitioned.partitioned = true;
+    let config = Config::parse(&blog()).unwrap();
+    let pp = build_plan(
+        &config,
+        &Context {
+            source: &partitioned,
+            env: &env(),
+            id: 7,
+        },
+    )
+    .unwrap();
+    assert!(pp.queue_bulk.is_empty());
+    assert_eq!(pp.as_owner[0], "INSERT INTO \"migrate\".\"_vectorizer_q_7\" (\"id\") SELECT \"id\" FROM \"public\".\"blog\"");
     assert_eq!(p.queue_bulk[0], "CREATE TABLE \"migrate\".\"_vectorizer_q_7\" AS SELECT \"id\", pg_catalog.now() AS queued_at, 0::pg_catalog.int4 AS loading_retries, NULL::pg_catalog.timestamptz AS loading_retry_after FROM ONLY \"public\".\"blog\"");
 }
 
