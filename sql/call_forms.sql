@@ -1,11 +1,12 @@
 -- The other ways to call create/drop. Defined after the Rust functions they
 -- wrap.
 
--- The jsonb form. The Rust function reads the document's text itself, so a
--- document nested too deeply for it is a config error like any other.
+-- The jsonb form. migrate.create_vectorizer(text) (Rust) reads the
+-- document's text itself, so a document nested too deeply for it is a
+-- config error like any other.
 CREATE FUNCTION migrate.create_vectorizer(config jsonb) RETURNS int4
 LANGUAGE sql VOLATILE
-AS $$ SELECT migrate._create_vectorizer(config::pg_catalog.text) $$;
+AS $$ SELECT migrate.create_vectorizer(config::pg_catalog.text) $$;
 
 -- pgai's named-argument form. Builds the JSON document and hands it to
 -- migrate.create_vectorizer(jsonb), so both forms store the same config.
@@ -28,9 +29,11 @@ CREATE FUNCTION migrate.create_vectorizer(
     if_not_exists bool DEFAULT false
 ) RETURNS int4
 LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
-    -- regclass::text is the name as the caller's search_path sees it, so
-    -- the jsonb form resolves it to the same table.
+    -- regclass::text under this function's search_path is the
+    -- schema-qualified name, so the jsonb form resolves it to the same
+    -- table whatever the caller's search_path.
     SELECT migrate.create_vectorizer(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'source', source::pg_catalog.text,
         'name', name,
@@ -50,44 +53,24 @@ AS $$
         'if_not_exists', if_not_exists)))
 $$;
 
--- With both the jsonb and the regclass form, an untyped literal such as
--- migrate.create_vectorizer('{"source": …}') would be ambiguous; PostgreSQL
--- prefers a text parameter for unknown literals, so this form catches it.
-CREATE FUNCTION migrate.create_vectorizer(config text) RETURNS int4
-LANGUAGE sql VOLATILE
-AS $$ SELECT migrate._create_vectorizer(config::pg_catalog.jsonb::pg_catalog.text) $$;
-
 -- pgai's drop by id.
 CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false) RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     _name text;
 BEGIN
+    IF vectorizer_id IS NULL OR drop_all IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN vectorizer_id IS NULL THEN 'vectorizer_id' ELSE 'drop_all' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT v.name INTO _name FROM migrate.vectorizer v WHERE v.id = vectorizer_id;
     IF _name IS NULL THEN
         RAISE EXCEPTION 'vectorizer % does not exist', vectorizer_id USING ERRCODE = 'undefined_object';
     END IF;
     PERFORM migrate.drop_vectorizer(_name, drop_all);
 END
-$$;
-
--- managed_tables() with the column types tools expect; the rows come from
--- migrate._managed_tables() (Rust: current names by OID via the syscache).
-CREATE FUNCTION migrate.managed_tables()
-RETURNS TABLE (
-    vectorizer_id   int,
-    vectorizer_name text,
-    kind            text,
-    schema_name     name,
-    table_name      name,
-    relid           regclass
-)
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-    SELECT m.vectorizer_id, m.vectorizer_name, m.kind, m.schema_name::pg_catalog.name,
-           m.table_name::pg_catalog.name, m.relid::pg_catalog.regclass
-    FROM migrate._managed_tables() AS m
 $$;
 
 COMMENT ON FUNCTION migrate.managed_tables() IS

@@ -30,6 +30,11 @@ CREATE TABLE migrate.vectorizer (
     store_relid        regclass,
     view_relid         regclass,
     config             jsonb NOT NULL,
+    -- Privileges create gave grant_to roles on shared objects (schemas,
+    -- the source), [{"on": "source"|"schema", "schema": …, "privilege": …,
+    -- "role": …}, …]: only those the role lacked, so drop takes back
+    -- exactly these (unless another vectorizer recorded the same).
+    grants             jsonb NOT NULL DEFAULT '[]',
     created_at         timestamptz NOT NULL DEFAULT now(),
     created_by         name NOT NULL
 );

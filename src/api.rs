@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use pgai_migrate_core::ident::qualified;
-use pgai_migrate_core::plan::{drop_sql, Context, Relation, EXTENSION_SCHEMA};
+use pgai_migrate_core::plan::{
+    drop_sql, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant, EXTENSION_SCHEMA,
+};
 use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
 use pgrx::prelude::*;
 use serde_json::Value;
@@ -14,12 +16,27 @@ use crate::error::{raise, OrRaise};
 use crate::security::{current_user, AsRole};
 use crate::spi::{one, run, set_search_path};
 
-/// Create a vectorizer from the text of one jsonb document; returns its
-/// id. Called by `migrate.create_vectorizer(jsonb)`: taking text lets a
-/// too-deeply nested document fail as a config error.
-#[pg_extern(volatile, parallel_unsafe, name = "_create_vectorizer")]
-fn create_vectorizer(config: &str) -> i32 {
-    let config = Config::parse_text(config).or_raise();
+/// `migrate.create_vectorizer(config text)`: create a vectorizer from one
+/// JSON document; returns its id. The jsonb form passes its text here:
+/// reading the text ourselves lets a too-deeply nested document fail as a
+/// config error.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_vectorizer(config: Option<&str>) -> i32 {
+    let Some(config) = config else {
+        raise(ConfigError::new(
+            ErrorKind::NullValue,
+            "",
+            "config must not be NULL",
+        ))
+    };
+    // Through jsonb first: duplicate keys, syntax errors and number forms
+    // behave exactly as for a jsonb argument.
+    let text: String = one(
+        "SELECT $1::pg_catalog.jsonb::pg_catalog.text",
+        &[config.into()],
+    )
+    .expect("not NULL");
+    let config = Config::parse_text(&text).or_raise();
     let (_, caller) = current_user();
 
     // The source resolves with the caller's search_path; everything after
@@ -92,27 +109,48 @@ fn create_vectorizer(config: &str) -> i32 {
         }
     }
 
-    // USAGE on a schema is the schema owner's to give: grant it only where
-    // the caller could have (the extension's own schema included).
+    // Shared grants are given only where missing (so drop takes back
+    // only what this create added); USAGE on a schema is the schema
+    // owner's to give, so it is given only where the caller could have.
+    let source_sql = qualified(&source.schema, &source.name);
     let mut grantable: HashMap<&str, bool> = HashMap::new();
-    for (schema, _) in &plan.schema_grants {
-        grantable.entry(schema.as_str()).or_insert_with(|| {
-            let ok = schema == EXTENSION_SCHEMA
-                || one::<bool>(
-                    "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
-                    &[schema.as_str().into()],
-                ) == Some(true);
-            if !ok {
-                notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+    let mut shared_grants = Vec::new();
+    for g in &plan.shared_grants {
+        let missing = match &g.target {
+            GrantTarget::Source => one::<bool>(
+                "SELECT NOT pg_catalog.has_table_privilege(r.oid, $2, 'SELECT') FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
+                &[g.role.as_str().into(), relid.into()],
+            ),
+            GrantTarget::Schema(schema) => {
+                let ok = *grantable.entry(schema.as_str()).or_insert_with(|| {
+                    let ok = schema == EXTENSION_SCHEMA
+                        || one::<bool>(
+                            "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+                            &[schema.as_str().into()],
+                        ) == Some(true);
+                    if !ok {
+                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+                    }
+                    ok
+                });
+                if ok {
+                    one::<bool>(
+                        "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
+                        &[g.role.as_str().into(), schema.as_str().into()],
+                    )
+                } else {
+                    Some(false)
+                }
             }
-            ok
-        });
+        };
+        // Held because another vectorizer granted it: record it too, so
+        // the privilege stays until the last vectorizer needing it goes.
+        if missing == Some(true)
+            || catalog::grant_still_needed(id, relid, &g.to_json())
+        {
+            shared_grants.push((g, missing == Some(true)));
+        }
     }
-    let schema_grants = plan
-        .schema_grants
-        .iter()
-        .filter(|(schema, _)| grantable[schema.as_str()])
-        .map(|(_, sql)| sql);
 
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
@@ -128,8 +166,13 @@ fn create_vectorizer(config: &str) -> i32 {
         } else {
             run(&plan.queue_plain);
         }
-        for sql in plan.after_queue.iter().chain(schema_grants) {
+        for sql in &plan.after_queue {
             run(sql);
+        }
+        for (g, missing) in &shared_grants {
+            if *missing {
+                run(&g.grant_sql(&source_sql));
+            }
         }
         set_search_path("pg_catalog, pg_temp");
         if !bulk {
@@ -146,7 +189,8 @@ fn create_vectorizer(config: &str) -> i32 {
         for sql in &plan.index {
             run(sql);
         }
-        catalog::insert(id, &plan, relid, &source, &caller);
+        let granted: Value = shared_grants.iter().map(|(g, _)| g.to_json()).collect();
+        catalog::insert(id, &plan, relid, &source, &caller, granted);
         catalog::record_revision(id, &plan.name, "create", &plan.config, None, &caller);
     }
     set_search_path(&caller_path);
@@ -238,7 +282,21 @@ fn check_schema(path: &str, schema: &str) {
 /// Remove a vectorizer: its triggers, queue and failed queue and catalog
 /// row; with `drop_all` also its view and store table.
 #[pg_extern(volatile, parallel_unsafe)]
-fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: default!(bool, false)) {
+fn drop_vectorizer(
+    name: Option<&str>,
+    drop_all: default!(Option<bool>, false),
+    if_exists: default!(Option<bool>, false),
+) {
+    let not_null = |what: &str| -> ! {
+        raise(ConfigError::new(
+            ErrorKind::NullValue,
+            "",
+            format!("{what} must not be NULL"),
+        ))
+    };
+    let name = name.unwrap_or_else(|| not_null("name"));
+    let drop_all = drop_all.unwrap_or_else(|| not_null("drop_all"));
+    let if_exists = if_exists.unwrap_or_else(|| not_null("if_exists"));
     let (_, caller) = current_user();
     let caller_path = set_search_path("pg_catalog, pg_temp");
     catalog::lock_names(&[name.to_string()]);
@@ -302,8 +360,52 @@ fn drop_vectorizer(name: &str, drop_all: default!(bool, false), if_exists: defau
         .unwrap_or_default()
         .to_string();
     let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
+    // Take back what create granted: on a kept store and view, and each
+    // shared grant no other vectorizer still records. A role dropped
+    // since (after DROP OWNED) has nothing left to revoke.
+    let mut revokes = Vec::new();
+    let live_role = |role: &str| {
+        one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)",
+            &[role.into()],
+        ) == Some(true)
+    };
+    if !drop_all {
+        let roles: Vec<String> = existing.config["grant_to"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .filter(|r| live_role(r))
+            .map(String::from)
+            .collect();
+        let kept_view = existing.view.and_then(&mut by_oid);
+        let kept_store = existing.store.and_then(&mut by_oid);
+        revokes.extend(revoke_kept_sql(kept_store.as_ref(), kept_view.as_ref(), &roles));
+    }
+    for g in existing.row["grants"].as_array().into_iter().flatten() {
+        let Some(grant) = SharedGrant::from_json(g) else { continue };
+        if !live_role(&grant.role) || catalog::grant_still_needed(existing.id, existing.source, g) {
+            continue;
+        }
+        match &grant.target {
+            GrantTarget::Source => {
+                if let Some(src) = &source {
+                    revokes.push(grant.revoke_sql(src));
+                }
+            }
+            GrantTarget::Schema(schema) => {
+                if catalog::schema_exists(schema) {
+                    revokes.push(grant.revoke_sql(""));
+                }
+            }
+        }
+    }
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
+        for sql in &revokes {
+            run(sql);
+        }
         for sql in drop_sql(
             source.as_deref(),
             &trigger_base,

@@ -45,15 +45,28 @@ pub fn resolve_source(source: &str) -> pg_sys::Oid {
         ).with_hint("source is resolved like regclass: schema-qualify it or check search_path; quote mixed-case names, e.g. \"\\\"MyTable\\\"\""))
     };
     let kind: Option<String> = one(
-        "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
+        "SELECT relkind::pg_catalog.text OPERATOR(pg_catalog.||) relpersistence::pg_catalog.text FROM pg_catalog.pg_class WHERE oid = $1",
         &[relid.into()],
     );
-    if !matches!(kind.as_deref(), Some("r") | Some("p")) {
+    let kind = kind.unwrap_or_default();
+    if !kind.starts_with('r') && !kind.starts_with('p') {
         raise(ConfigError::new(
             ErrorKind::WrongObjectType,
             "source",
             format!("\"{source}\" is not a table"),
         ))
+    }
+    // A temporary table vanishes with its session; the queue, store,
+    // trigger function and catalog row would not.
+    if kind.ends_with('t') {
+        raise(
+            ConfigError::new(
+                ErrorKind::FeatureNotSupported,
+                "source",
+                format!("\"{source}\" is a temporary table"),
+            )
+            .with_hint("a vectorizer's objects are permanent; use a permanent table as the source"),
+        )
     }
     relid
 }
@@ -92,23 +105,39 @@ SELECT pg_catalog.jsonb_build_object(
             'category', CASE WHEN bt.oid = 'pg_catalog.bytea'::pg_catalog.regtype THEN 'bytea'
                              WHEN bt.typcategory = 'S' THEN 'text' ELSE 'other' END,
             'type_schema', tn.nspname,
-            'eq_schema', COALESCE((
-                SELECT on_.nspname FROM pg_catalog.pg_operator o
-                JOIN pg_catalog.pg_namespace on_ ON on_.oid = o.oprnamespace
-                WHERE o.oprname = '=' AND o.oprleft = bt.oid AND o.oprright = bt.oid
-                ORDER BY on_.nspname = 'pg_catalog' DESC LIMIT 1), 'pg_catalog')
+            'eq_schema', COALESCE(eq.schema, 'pg_catalog'),
+            'eq_name', COALESCE(eq.name, '='),
+            'eq_type', eq.input_type
         ) ORDER BY a.attnum)
         FROM pg_catalog.pg_attribute a
         JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
         JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
         JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+        -- Key columns: the btree equality operator of the primary-key
+        -- index's operator class for this column, never one found by name.
+        LEFT JOIN LATERAL (
+            SELECT opn.nspname AS schema, o.oprname AS name,
+                   CASE WHEN it.typtype <> 'p' THEN pg_catalog.quote_ident(itn.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(it.typname) END AS input_type
+            FROM pg_catalog.pg_index i
+            CROSS JOIN LATERAL pg_catalog.generate_subscripts(i.indkey, 1) AS k(pos)
+            JOIN pg_catalog.pg_opclass oc ON oc.oid = i.indclass[k.pos]
+            JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype
+                 AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3 AND ao.amopmethod = 403
+            JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr
+            JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace
+            JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype
+            JOIN pg_catalog.pg_namespace itn ON itn.oid = it.typnamespace
+            WHERE i.indrelid = c.oid AND i.indisprimary AND i.indkey[k.pos] = a.attnum) AS eq ON true
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'),
     'primary_key', COALESCE((
         SELECT pg_catalog.jsonb_agg(a.attname ORDER BY k.ord)
         FROM pg_catalog.pg_index i
         CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-        WHERE i.indrelid = c.oid AND i.indisprimary), '[]'))
+        WHERE i.indrelid = c.oid AND i.indisprimary AND k.ord <= i.indnkeyatts), '[]'),
+    'primary_key_btree', COALESCE((
+        SELECT ic.relam = 403 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = c.oid AND i.indisprimary), true))
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1"#,
         &[relid.into()],
@@ -248,7 +277,14 @@ pub fn find(name: &str) -> Option<Existing> {
     })
 }
 
-pub fn insert(id: i32, plan: &Plan, relid: pg_sys::Oid, source: &SourceTable, caller: &str) {
+pub fn insert(
+    id: i32,
+    plan: &Plan,
+    relid: pg_sys::Oid,
+    source: &SourceTable,
+    caller: &str,
+    grants: Value,
+) {
     let pk: Value = source
         .primary_key
         .iter()
@@ -262,13 +298,14 @@ pub fn insert(id: i32, plan: &Plan, relid: pg_sys::Oid, source: &SourceTable, ca
     // OIDs are looked up by the names just created, in the same statement.
     run_with(
         "INSERT INTO migrate.vectorizer (id, name, source, source_pk, trigger_schema, trigger_function, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by,
-                                         trigger_function_oid, queue_relid, queue_failed_relid, store_relid, view_relid)
+                                         trigger_function_oid, queue_relid, queue_failed_relid, store_relid, view_relid, grants)
          VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                  pg_catalog.format('%I.%I()', $5, $6)::pg_catalog.regprocedure,
                  pg_catalog.format('%I.%I', $7, $8)::pg_catalog.regclass,
                  pg_catalog.format('%I.%I', $7, $9)::pg_catalog.regclass,
                  CASE WHEN $11 IS NOT NULL THEN pg_catalog.format('%I.%I', $10, $11)::pg_catalog.regclass END,
-                 CASE WHEN $13 IS NOT NULL THEN pg_catalog.format('%I.%I', $12, $13)::pg_catalog.regclass END)",
+                 CASE WHEN $13 IS NOT NULL THEN pg_catalog.format('%I.%I', $12, $13)::pg_catalog.regclass END,
+                 $17)",
         &[
             id.into(),
             plan.name.as_str().into(),
@@ -286,8 +323,28 @@ pub fn insert(id: i32, plan: &Plan, relid: pg_sys::Oid, source: &SourceTable, ca
             plan.embedding_column.clone().into(),
             JsonB(plan.config.clone()).into(),
             caller.into(),
+            JsonB(grants).into(),
         ],
     );
+}
+
+/// Whether another vectorizer recorded the same shared grant (for a
+/// source grant: on the same source), so a drop must leave it.
+pub fn grant_still_needed(id: i32, source: pg_sys::Oid, grant: &Value) -> bool {
+    one::<bool>(
+        "SELECT EXISTS (SELECT FROM migrate.vectorizer v WHERE v.id OPERATOR(pg_catalog.<>) $1
+                          AND v.grants OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array($3::pg_catalog.jsonb)
+                          AND ($3::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'on' OPERATOR(pg_catalog.<>) 'source'
+                               OR v.source::pg_catalog.oid OPERATOR(pg_catalog.=) $2))",
+        &[id.into(), source.into(), JsonB(grant.clone()).into()],
+    ) == Some(true)
+}
+
+pub fn schema_exists(schema: &str) -> bool {
+    one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+        &[schema.into()],
+    ) == Some(true)
 }
 
 fn split(r: Option<&pgai_migrate_core::plan::Relation>) -> (Option<String>, Option<String>) {

@@ -21,6 +21,7 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::InsufficientPrivilege => ERRCODE_INSUFFICIENT_PRIVILEGE,
         ErrorKind::FeatureNotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
         ErrorKind::WrongObjectType => ERRCODE_WRONG_OBJECT_TYPE,
+        ErrorKind::NullValue => ERRCODE_NULL_VALUE_NOT_ALLOWED,
     }
 }
 

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     FeatureNotSupported,
     /// 42809 wrong_object_type
     WrongObjectType,
+    /// 22004 null_value_not_allowed
+    NullValue,
 }
 
 impl ErrorKind {
@@ -48,6 +50,7 @@ impl ErrorKind {
             ErrorKind::InsufficientPrivilege => "42501",
             ErrorKind::FeatureNotSupported => "0A000",
             ErrorKind::WrongObjectType => "42809",
+            ErrorKind::NullValue => "22004",
         }
     }
 }

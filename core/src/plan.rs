@@ -44,9 +44,9 @@ pub struct Plan {
     /// (a schema may appear under several paths): they must exist and the
     /// caller must be allowed to create in them.
     pub schemas: Vec<(String, String)>,
-    /// `search_path` while running [`Plan::create`]: pg_catalog, then the
-    /// schemas of the key and read columns' types, so that the trigger's
-    /// `WHEN` clause binds to the right operators and nothing else.
+    /// `search_path` while running [`Plan::create`]: pg_catalog and pg_temp
+    /// last. No schema another role may create objects in is searched, and
+    /// nothing generated depends on the search_path anyway.
     pub ddl_search_path: String,
     /// DDL run first with the extension owner's rights, triggers included
     /// (they lock the source against writes until commit, so no row is
@@ -64,9 +64,11 @@ pub struct Plan {
     pub queue_bulk: Vec<String>,
     /// Ownership changes and grants, after the queue exists.
     pub after_queue: Vec<String>,
-    /// `GRANT USAGE ON SCHEMA` per `grant_to` role, with the schema: only
-    /// run where the caller could grant it.
-    pub schema_grants: Vec<(String, String)>,
+    /// Privileges `grant_to` roles need on objects the vectorizer does not
+    /// own: USAGE on each schema (only where the caller could grant it)
+    /// and SELECT on the source. Each is given only to a role that lacks
+    /// it, and recorded, so that drop takes back exactly those.
+    pub shared_grants: Vec<SharedGrant>,
     /// Run as the source table's owner, because it reads the source's
     /// data: queue the existing rows.
     pub as_owner: Vec<String>,
@@ -74,6 +76,79 @@ pub struct Plan {
     /// extension owner's rights (PostgreSQL itself runs the index build's
     /// comparisons as the table owner).
     pub index: Vec<String>,
+}
+
+/// Privileges given to `grant_to` roles on the store and the view.
+const STORE_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE";
+const VIEW_PRIVILEGES: &str = "SELECT";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrantTarget {
+    /// SELECT on the source table.
+    Source,
+    /// USAGE on a schema.
+    Schema(String),
+}
+
+/// A privilege on an object shared with others, for a `grant_to` role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedGrant {
+    pub target: GrantTarget,
+    pub role: String,
+}
+
+impl SharedGrant {
+    /// `source` is the source table's qualified name.
+    pub fn grant_sql(&self, source: &str) -> String {
+        format!("GRANT {} TO {}", self.what(source), quote_ident(&self.role))
+    }
+
+    pub fn revoke_sql(&self, source: &str) -> String {
+        format!("REVOKE {} FROM {}", self.what(source), quote_ident(&self.role))
+    }
+
+    fn what(&self, source: &str) -> String {
+        match &self.target {
+            GrantTarget::Source => format!("SELECT ON {source}"),
+            GrantTarget::Schema(s) => format!("USAGE ON SCHEMA {}", quote_ident(s)),
+        }
+    }
+
+    /// How the catalog records it.
+    pub fn to_json(&self) -> Value {
+        match &self.target {
+            GrantTarget::Source => json!({"on": "source", "privilege": "SELECT", "role": self.role}),
+            GrantTarget::Schema(s) => {
+                json!({"on": "schema", "schema": s, "privilege": "USAGE", "role": self.role})
+            }
+        }
+    }
+
+    pub fn from_json(v: &Value) -> Option<SharedGrant> {
+        let role = v.get("role")?.as_str()?.to_string();
+        let target = match v.get("on")?.as_str()? {
+            "source" => GrantTarget::Source,
+            "schema" => GrantTarget::Schema(v.get("schema")?.as_str()?.to_string()),
+            _ => return None,
+        };
+        Some(SharedGrant { target, role })
+    }
+}
+
+/// What a drop that keeps the store and view takes back from the
+/// `grant_to` roles on them (they were the vectorizer's to give).
+pub fn revoke_kept_sql(store: Option<&Relation>, view: Option<&Relation>, roles: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for role in roles {
+        let r = quote_ident(role);
+        if let Some(s) = store {
+            out.push(format!("REVOKE {STORE_PRIVILEGES} ON {} FROM {r}", qualified(&s.schema, &s.name)));
+        }
+        if let Some(v) = view {
+            out.push(format!("REVOKE {VIEW_PRIVILEGES} ON {} FROM {r}", qualified(&v.schema, &v.name)));
+        }
+    }
+    out
 }
 
 /// Everything the plan needs besides the config.
@@ -229,18 +304,9 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         add_schema("destination.view_schema", &v.schema);
     }
 
-    let mut type_schemas: Vec<String> = vec!["pg_catalog".into()];
-    for c in &read {
-        if !type_schemas.contains(&c.type_schema) {
-            type_schemas.push(c.type_schema.clone());
-        }
-    }
-    type_schemas.push("pg_temp".into());
-    let ddl_search_path = type_schemas
-        .iter()
-        .map(|s| quote_ident(s))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Everything the DDL names is schema-qualified or pinned by catalog
+    // lookup; pg_temp goes last so no temporary object shadows anything.
+    let ddl_search_path = "pg_catalog, pg_temp".to_string();
 
     let owner = quote_ident(&source.owner);
     let src = qualified(&source.schema, &source.name);
@@ -348,6 +414,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     owned.push(format!("ALTER TABLE {fq} OWNER TO {owner}"));
 
     create.push(trigger_function_sql(
+        ctx.id,
         &func,
         &q,
         store
@@ -357,6 +424,8 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         &pk,
     ));
     owned.push(format!("ALTER FUNCTION {func}() OWNER TO {owner}"));
+    // Only the owner (who creates the triggers) may attach it to a table.
+    owned.push(format!("REVOKE ALL ON FUNCTION {func}() FROM PUBLIC"));
 
     let base = &trigger_function.name;
     create.push(format!(
@@ -372,11 +441,22 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         .map(|c| quote_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let changed = read
-        .iter()
-        .map(|c| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    // Compared by binary image (NULLs equal): no type's `=` operator is
+    // looked up, so nothing another role planted can run here, and types
+    // without equality (json, point) work too. A change of representation
+    // only (1.0 to 1.00) counts as a change, as it changes the text formatted
+    // from it.
+    let row = |rec: &str| {
+        read.iter()
+            .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let changed = format!(
+        "NOT pg_catalog.record_image_eq(ROW({}), ROW({}))",
+        row("OLD"),
+        row("NEW")
+    );
     create.push(format!(
         "CREATE TRIGGER {} AFTER UPDATE OF {read_list} ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}()",
         quote_ident(&format!("{base}_upd"))
@@ -388,7 +468,10 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let mut after_queue = owned;
 
     // Grants: exactly the privileges a worker running as these roles needs.
-    let mut schema_grants = Vec::new();
+    // Those on the vectorizer's own objects go with the objects; those on
+    // shared objects (schemas, the source) are recorded, so a drop takes
+    // back exactly what this create added.
+    let mut shared_grants = Vec::new();
     for role in &config.grant_to {
         let r = quote_ident(role);
         let mut granted: Vec<&String> = Vec::new();
@@ -397,21 +480,24 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
                 continue;
             }
             granted.push(schema);
-            schema_grants.push((
-                schema.clone(),
-                format!("GRANT USAGE ON SCHEMA {} TO {r}", quote_ident(schema)),
-            ));
+            shared_grants.push(SharedGrant {
+                target: GrantTarget::Schema(schema.clone()),
+                role: role.clone(),
+            });
         }
-        after_queue.push(format!("GRANT SELECT ON {src} TO {r}"));
+        shared_grants.push(SharedGrant {
+            target: GrantTarget::Source,
+            role: role.clone(),
+        });
         if let Some(s) = &store {
             after_queue.push(format!(
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {r}",
+                "GRANT {STORE_PRIVILEGES} ON {} TO {r}",
                 qualified(&s.schema, &s.name)
             ));
         }
         if let Some(v) = &view {
             after_queue.push(format!(
-                "GRANT SELECT ON {} TO {r}",
+                "GRANT {VIEW_PRIVILEGES} ON {} TO {r}",
                 qualified(&v.schema, &v.name)
             ));
         }
@@ -456,21 +542,34 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         queue_plain,
         queue_bulk,
         after_queue,
-        schema_grants,
+        shared_grants,
         as_owner,
         index,
     })
 }
 
-/// `a = b` with the key type's own equality operator named explicitly.
+/// `a = b` for a key column with the equality operator of the key index's
+/// operator class, schema-qualified, both operands cast to its input type:
+/// no other operator can match better, whatever another role creates.
 fn eq(left: &str, col: &SourceColumn, right: &str) -> String {
-    format!("{left} OPERATOR({}.=) {right}", quote_ident(&col.eq_schema))
+    let op = format!("OPERATOR({}.{})", quote_ident(&col.eq_schema), col.eq_name);
+    match &col.eq_type {
+        Some(t) => format!("({left})::{t} {op} ({right})::{t}"),
+        None => format!("{left} {op} {right}"),
+    }
 }
 
 /// The per-vectorizer trigger function. Generated rather than generic so
 /// that each statement is static, planned once and cached by PL/pgSQL.
-/// It runs as the table owner with a fixed search_path.
+/// It runs as the table owner (writers need no rights on the queue or
+/// store) with a fixed search_path, and first checks that the table that
+/// fired it is its vectorizer's source or one of its partitions (row
+/// triggers are cloned onto partitions): attached to any other table, it
+/// refuses before touching a row, so it never acts for another relation
+/// nor evaluates anything of that relation's (casts, key types) as the
+/// owner.
 fn trigger_function_sql(
+    id: i32,
     func: &str,
     queue: &str,
     store: Option<&str>,
@@ -533,8 +632,19 @@ fn trigger_function_sql(
         Some(store) => format!("TRUNCATE {store}, {queue};"),
         None => format!("TRUNCATE {queue};"),
     };
+    let guard = format!(
+        "IF NOT COALESCE(TG_RELID OPERATOR(pg_catalog.=) (SELECT v.source::pg_catalog.oid FROM {catalog} v WHERE v.id OPERATOR(pg_catalog.=) {id}), false)
+     AND NOT EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(TG_RELID) a, {catalog} v WHERE v.id OPERATOR(pg_catalog.=) {id} AND v.source::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid::pg_catalog.oid) THEN
+    RAISE EXCEPTION USING ERRCODE = 'triggered_action_exception',
+      MESSAGE = pg_catalog.format('function %s serves only the source table of vectorizer %s, not %s', {}, {id}, TG_RELID::pg_catalog.regclass),
+      HINT = 'Each vectorizer has its own trigger function; create a vectorizer for this table instead.';
+  END IF;",
+        quote_literal(&format!("{func}()")),
+        catalog = qualified(EXTENSION_SCHEMA, "vectorizer"),
+    );
     let body = format!(
         "BEGIN
+  {guard}
   IF TG_OP = 'INSERT' THEN
     {enqueue_new}
   ELSIF TG_OP = 'UPDATE' THEN
@@ -566,6 +676,14 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             format!("table {} has no primary key", source.qualified_name),
         )
         .with_hint("a vectorizer identifies rows by primary key; add one with ALTER TABLE … ADD PRIMARY KEY"));
+    }
+    if !source.primary_key_btree {
+        return Err(ConfigError::new(
+            ErrorKind::FeatureNotSupported,
+            "source",
+            format!("the primary key of {} is not a btree index (WITHOUT OVERLAPS)", source.qualified_name),
+        )
+        .with_hint("a vectorizer identifies rows by a plain primary key"));
     }
     let column = &config.loading.column_name;
     let Some(col) = source.column(column) else {

@@ -19,11 +19,26 @@ pub struct SourceColumn {
     /// schema-qualified where it is not in pg_catalog.
     pub type_sql: String,
     pub category: TypeCategory,
-    /// Schema of the type's `=` operator, so generated SQL can name it
-    /// explicitly instead of trusting the caller's search_path.
+    /// For primary-key columns, the equality operator of the key index's
+    /// operator class (operator classes are created by superusers only), so
+    /// generated SQL names exactly that operator and never one found by
+    /// name: its schema ...
     pub eq_schema: String,
+    /// ... its name (`=` for every built-in operator class) ...
+    #[serde(default = "default_eq_name")]
+    pub eq_name: String,
+    /// ... and the operator class's input type, both operands are cast to
+    /// (`pg_catalog.text` for a varchar key), so that no operator with a
+    /// closer signature can be chosen instead. None for polymorphic input
+    /// types (enums, arrays, ranges), which cannot be cast to.
+    #[serde(default)]
+    pub eq_type: Option<String>,
     /// Schema the type lives in.
     pub type_schema: String,
+}
+
+fn default_eq_name() -> String {
+    "=".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -42,6 +57,14 @@ pub struct SourceTable {
     /// inheritance children are not covered.
     #[serde(default)]
     pub partitioned: bool,
+    /// The primary key is a btree index (not a PostgreSQL 18 `WITHOUT
+    /// OVERLAPS` key), so its operator classes have an equality operator.
+    #[serde(default = "yes")]
+    pub primary_key_btree: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl SourceTable {

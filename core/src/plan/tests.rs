@@ -11,6 +11,8 @@ fn col(name: &str, type_sql: &str, category: TypeCategory) -> SourceColumn {
         type_sql: type_sql.into(),
         category,
         eq_schema: "pg_catalog".into(),
+        eq_name: "=".into(),
+        eq_type: None,
         type_schema: "pg_catalog".into(),
     }
 }
@@ -30,6 +32,7 @@ fn blog_table() -> SourceTable {
         ],
         primary_key: vec!["id".into()],
         partitioned: false,
+        primary_key_btree: true,
     }
 }
 
@@ -111,7 +114,9 @@ fn store_view_queue_and_trigger_sql() {
     .join(";\n");
     assert!(sql.contains("CREATE TABLE \"public\".\"blog_embeddings_store\" (embedding_uuid pg_catalog.uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() PRIMARY KEY, \"id\" integer NOT NULL, chunk_seq pg_catalog.int4 NOT NULL, chunk pg_catalog.text NOT NULL, embedding \"public\".\"vector\"(768) NOT NULL, UNIQUE (\"id\", chunk_seq))"), "{sql}");
     // The update trigger fires only when a column the vectorizer reads changes.
-    assert!(sql.contains("AFTER UPDATE OF \"id\", \"title\", \"content\" ON \"public\".\"blog\" FOR EACH ROW WHEN (OLD.\"id\" IS DISTINCT FROM NEW.\"id\" OR OLD.\"title\" IS DISTINCT FROM NEW.\"title\" OR OLD.\"content\" IS DISTINCT FROM NEW.\"content\")"), "{sql}");
+    // Compared by binary image: no `=` operator is looked up by name.
+    assert!(sql.contains("AFTER UPDATE OF \"id\", \"title\", \"content\" ON \"public\".\"blog\" FOR EACH ROW WHEN (NOT pg_catalog.record_image_eq(ROW(OLD.\"id\", OLD.\"title\", OLD.\"content\"), ROW(NEW.\"id\", NEW.\"title\", NEW.\"content\")))"), "{sql}");
+    assert!(!sql.contains("IS DISTINCT FROM"), "{sql}");
     assert!(!sql.contains("OLD.\"views\""));
     assert!(sql.contains("INSERT INTO \"migrate\".\"_vectorizer_q_7\" AS q (\"id\") VALUES (NEW.\"id\") ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false;"), "{sql}");
     assert!(sql.contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"));
@@ -172,11 +177,17 @@ fn grants_are_exactly_the_listed_privileges() {
         .iter()
         .filter(|s| s.starts_with("GRANT"))
         .collect();
-    assert_eq!(grants.len(), 4, "{grants:?}");
-    assert_eq!(p.schema_grants.len(), 2);
-    assert!(grants
-        .iter()
-        .any(|g| g.as_str() == "GRANT SELECT ON \"public\".\"blog\" TO \"worker\""));
+    assert_eq!(grants.len(), 3, "{grants:?}");
+    // USAGE on the two schemas and SELECT on the source are shared
+    // objects: granted only when missing, recorded, taken back by drop.
+    assert_eq!(p.shared_grants.len(), 3);
+    let source = super::SharedGrant { target: super::GrantTarget::Source, role: "worker".into() };
+    assert!(p.shared_grants.contains(&source));
+    assert_eq!(source.grant_sql("\"public\".\"blog\""), "GRANT SELECT ON \"public\".\"blog\" TO \"worker\"");
+    assert_eq!(source.revoke_sql("\"public\".\"blog\""), "REVOKE SELECT ON \"public\".\"blog\" FROM \"worker\"");
+    for g in &p.shared_grants {
+        assert_eq!(super::SharedGrant::from_json(&g.to_json()).as_ref(), Some(g));
+    }
 }
 
 #[test]
@@ -244,4 +255,43 @@ fn a_table_without_primary_key_is_rejected() {
         e.to_string(),
         "source: table public.blog has no primary key"
     );
+}
+
+#[test]
+fn key_equality_is_the_pinned_operator_with_casts() {
+    let mut source = blog_table();
+    let id = source.columns.iter_mut().find(|c| c.name == "id").unwrap();
+    id.type_sql = "character varying(20)".into();
+    id.eq_schema = "pg_catalog".into();
+    id.eq_type = Some("pg_catalog.text".into());
+    let env = env();
+    let config = Config::parse(&blog()).unwrap();
+    let p = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap();
+    let sql = p.create.join(";\n");
+    // View join and trigger deletes name the operator class's operator and
+    // cast both sides to its input type.
+    assert!(sql.contains("ON (t.\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (s.\"id\")::pg_catalog.text"), "{sql}");
+    assert!(sql.contains("(\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (OLD.\"id\")::pg_catalog.text"), "{sql}");
+    assert_eq!(p.ddl_search_path, "pg_catalog, pg_temp");
+}
+
+#[test]
+fn trigger_function_refuses_other_tables_and_is_not_public() {
+    let p = plan(blog()).unwrap();
+    let function = p.create.iter().find(|s| s.starts_with("CREATE FUNCTION")).unwrap();
+    // The guard comes before anything else the body does.
+    let guard = function.find("TG_RELID OPERATOR(pg_catalog.=) (SELECT v.source::pg_catalog.oid FROM \"migrate\".\"vectorizer\" v WHERE v.id OPERATOR(pg_catalog.=) 7)").expect(function);
+    assert!(guard < function.find("TG_OP").unwrap());
+    assert!(p.after_queue.contains(&"REVOKE ALL ON FUNCTION \"migrate\".\"_vectorizer_src_trg_7\"() FROM PUBLIC".to_string()));
+}
+
+#[test]
+fn without_overlaps_key_is_refused() {
+    let mut source = blog_table();
+    source.primary_key_btree = false;
+    let env = env();
+    let config = Config::parse(&blog()).unwrap();
+    let e = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
+    assert_eq!(e.path, "source");
 }
