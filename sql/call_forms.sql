@@ -75,3 +75,7 @@ $$;
 
 COMMENT ON FUNCTION migrate.managed_tables() IS
 'One row per relation a vectorizer manages (store, view, queue, failed_queue): exclude these from schema-diff tools';
+
+-- The trigger function behind every vectorizer's triggers: only the
+-- extension's own create (running as the extension owner) attaches it.
+REVOKE ALL ON FUNCTION migrate._vectorizer_trigger() FROM PUBLIC;

@@ -11,8 +11,6 @@ CREATE TABLE migrate.vectorizer (
     source             regclass NOT NULL,
     -- [{"attname": …, "typname": …}, …] in key order
     source_pk          jsonb NOT NULL,
-    trigger_schema     name NOT NULL,
-    trigger_function   name NOT NULL,
     queue_schema       name NOT NULL,
     queue_table        name NOT NULL,
     queue_failed_table name NOT NULL,
@@ -21,10 +19,12 @@ CREATE TABLE migrate.vectorizer (
     view_schema        name,
     view_name          name,
     embedding_column   name,
-    -- The objects themselves, by OID: drop removes exactly what create
-    -- made, even if a name now belongs to something else, and renames are
-    -- followed. The name columns above record what was created.
-    trigger_function_oid regprocedure NOT NULL,
+    -- The objects themselves, by OID (regclass, which dump/restore and
+    -- pg_upgrade carry): drop removes exactly what create made, even if a
+    -- name now belongs to something else, and renames are followed. The
+    -- name columns above are kept in step by the DDL event trigger. The
+    -- triggers are found in pg_trigger: they call
+    -- migrate._vectorizer_trigger() with the id.
     queue_relid        regclass NOT NULL,
     queue_failed_relid regclass NOT NULL,
     store_relid        regclass,
@@ -36,7 +36,9 @@ CREATE TABLE migrate.vectorizer (
     -- exactly these (unless another vectorizer recorded the same).
     grants             jsonb NOT NULL DEFAULT '[]',
     created_at         timestamptz NOT NULL DEFAULT now(),
-    created_by         name NOT NULL
+    created_by         name NOT NULL,
+    -- A disabled vectorizer's queue is still maintained; workers skip it.
+    disabled           boolean NOT NULL DEFAULT false
 );
 
 CREATE SEQUENCE migrate.revision_id_seq AS bigint;

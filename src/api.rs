@@ -315,7 +315,6 @@ fn drop_vectorizer(
             .with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"),
         )
     };
-    let row = &existing.row;
     // What exists now of what create made, by OID: a name that has since
     // been given to another relation is never dropped.
     let mut schemas = HashMap::new();
@@ -348,17 +347,8 @@ fn drop_vectorizer(
     } else {
         (None, None)
     };
-    let function =
-        catalog::function_name(existing.trigger_function).map(|(schema, name)| Relation {
-            path: String::new(),
-            schema,
-            name,
-        });
     let source = by_oid(existing.source).map(|s| qualified(&s.schema, &s.name));
-    let trigger_base = row["trigger_function"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let triggers = catalog::triggers(existing.id);
     let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
     // Take back what create granted: on a kept store and view, and each
     // shared grant no other vectorizer still records. A role dropped
@@ -407,9 +397,7 @@ fn drop_vectorizer(
             run(sql);
         }
         for sql in drop_sql(
-            source.as_deref(),
-            &trigger_base,
-            function.as_ref(),
+            &triggers,
             &queues,
             view.as_ref(),
             store.as_ref(),

@@ -210,16 +210,6 @@ pub fn relation_name(
     }
 }
 
-/// Current `(schema, name)` of a function by OID, like [`relation_name`].
-pub fn function_name(oid: pg_sys::Oid) -> Option<(String, String)> {
-    // SAFETY: as in relation_name.
-    unsafe {
-        let name = c_string(pg_sys::get_func_name(oid))?;
-        let schema = schema_name(pg_sys::get_func_namespace(oid), &mut HashMap::new())?;
-        Some((schema, name))
-    }
-}
-
 unsafe fn schema_name(
     nsp: pg_sys::Oid,
     schemas: &mut HashMap<pg_sys::Oid, String>,
@@ -246,14 +236,39 @@ pub struct Existing {
     pub failed_queue: pg_sys::Oid,
     pub view: Option<pg_sys::Oid>,
     pub store: Option<pg_sys::Oid>,
-    pub trigger_function: pg_sys::Oid,
+}
+
+/// The vectorizer's triggers, wherever they are, as (qualified table,
+/// trigger name): those calling the extension's trigger function with its
+/// id (clones on partitions go with their parent trigger).
+pub fn triggers(id: i32) -> Vec<(String, String)> {
+    let found: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(t.tgrelid::pg_catalog.int8, t.tgname) ORDER BY t.tgname)
+         FROM pg_catalog.pg_trigger t
+         WHERE t.tgfoid OPERATOR(pg_catalog.=) 'migrate._vectorizer_trigger()'::pg_catalog.regprocedure
+           AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND t.tgnargs OPERATOR(pg_catalog.=) 1
+           AND t.tgargs OPERATOR(pg_catalog.=) (pg_catalog.convert_to($1::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)",
+        &[id.into()],
+    );
+    let mut schemas = HashMap::new();
+    found
+        .and_then(|j| j.0.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            let relid = pg_sys::Oid::from(t[0].as_u64()? as u32);
+            let name = t[1].as_str()?.to_string();
+            let (schema, table) = relation_name(relid, &mut schemas)?;
+            Some((pgai_migrate_core::ident::qualified(&schema, &table), name))
+        })
+        .collect()
 }
 
 pub fn find(name: &str) -> Option<Existing> {
     let found: Option<JsonB> = one(
         "SELECT (SELECT pg_catalog.jsonb_build_object('row', pg_catalog.to_jsonb(v), 'oids', pg_catalog.jsonb_build_array(
                     v.source::pg_catalog.oid::pg_catalog.int8, v.queue_relid::pg_catalog.oid::pg_catalog.int8, v.queue_failed_relid::pg_catalog.oid::pg_catalog.int8,
-                    v.view_relid::pg_catalog.oid::pg_catalog.int8, v.store_relid::pg_catalog.oid::pg_catalog.int8, v.trigger_function_oid::pg_catalog.oid::pg_catalog.int8))
+                    v.view_relid::pg_catalog.oid::pg_catalog.int8, v.store_relid::pg_catalog.oid::pg_catalog.int8))
                  FROM migrate.vectorizer v WHERE v.name = $1)",
         &[name.into()],
     );
@@ -271,7 +286,6 @@ pub fn find(name: &str) -> Option<Existing> {
         failed_queue: oid(2).expect("failed queue"),
         view: oid(3),
         store: oid(4),
-        trigger_function: oid(5).expect("trigger function"),
         config: row["config"].clone(),
         row,
     })
@@ -290,29 +304,26 @@ pub fn insert(
         .iter()
         .map(|n| {
             let c = source.column(n).expect("pk column");
-            serde_json::json!({"attname": c.name, "typname": c.type_sql})
+            serde_json::to_value(pgai_migrate_core::KeyColumn::from(c)).expect("plain struct")
         })
         .collect();
     let (ts, tt) = split(plan.store.as_ref());
     let (vs, vn) = split(plan.view.as_ref());
     // OIDs are looked up by the names just created, in the same statement.
     run_with(
-        "INSERT INTO migrate.vectorizer (id, name, source, source_pk, trigger_schema, trigger_function, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by,
-                                         trigger_function_oid, queue_relid, queue_failed_relid, store_relid, view_relid, grants)
-         VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 pg_catalog.format('%I.%I()', $5, $6)::pg_catalog.regprocedure,
-                 pg_catalog.format('%I.%I', $7, $8)::pg_catalog.regclass,
-                 pg_catalog.format('%I.%I', $7, $9)::pg_catalog.regclass,
+        "INSERT INTO migrate.vectorizer (id, name, source, source_pk, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by,
+                                         queue_relid, queue_failed_relid, store_relid, view_relid, grants)
+         VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                 pg_catalog.format('%I.%I', $5, $6)::pg_catalog.regclass,
+                 pg_catalog.format('%I.%I', $5, $7)::pg_catalog.regclass,
+                 CASE WHEN $9 IS NOT NULL THEN pg_catalog.format('%I.%I', $8, $9)::pg_catalog.regclass END,
                  CASE WHEN $11 IS NOT NULL THEN pg_catalog.format('%I.%I', $10, $11)::pg_catalog.regclass END,
-                 CASE WHEN $13 IS NOT NULL THEN pg_catalog.format('%I.%I', $12, $13)::pg_catalog.regclass END,
-                 $17)",
+                 $15)",
         &[
             id.into(),
             plan.name.as_str().into(),
             relid.into(),
             JsonB(pk).into(),
-            plan.trigger_function.schema.as_str().into(),
-            plan.trigger_function.name.as_str().into(),
             plan.queue.schema.as_str().into(),
             plan.queue.name.as_str().into(),
             plan.failed_queue.name.as_str().into(),

@@ -13,8 +13,14 @@ mod error;
 mod introspection;
 mod security;
 mod spi;
+mod trigger;
 
 ::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    trigger::register_callbacks();
+}
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
 extension_sql_file!(

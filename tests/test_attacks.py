@@ -72,9 +72,9 @@ def test_borrowing_a_trigger_function_is_refused(dbname, victim, mallory):
         mallory_table(c)
         for when in ["AFTER INSERT OR DELETE ON mal.t FOR EACH ROW", "AFTER TRUNCATE ON mal.t FOR EACH STATEMENT"]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
-                c.execute(f"CREATE TRIGGER borrowed {when} EXECUTE FUNCTION migrate._vectorizer_src_trg_1()")
-            assert e.value.diag.message_primary == "permission denied for function migrate._vectorizer_src_trg_1"
-        assert not c.execute("SELECT has_function_privilege('migrate._vectorizer_src_trg_1()', 'EXECUTE')").fetchone()[0]
+                c.execute(f"CREATE TRIGGER borrowed {when} EXECUTE FUNCTION migrate._vectorizer_trigger('1')")
+            assert e.value.diag.message_primary == "permission denied for function migrate._vectorizer_trigger"
+        assert not c.execute("SELECT has_function_privilege('migrate._vectorizer_trigger()', 'EXECUTE')").fetchone()[0]
         assert evidence(c) == []
     assert victim_state(victim) == before
 
@@ -84,21 +84,19 @@ def test_borrowed_trigger_function_refuses_to_act_for_another_table(dbname, vict
     function fired from her table refuses before touching a row: no
     deleted embeddings, no truncated store, no flooded queue, and her cast
     never runs as the victim."""
-    victim.execute(f'GRANT EXECUTE ON FUNCTION migrate._vectorizer_src_trg_1() TO "{mallory}"')
+    victim.execute(f'GRANT EXECUTE ON FUNCTION migrate._vectorizer_trigger() TO "{mallory}"')
     before = victim_state(victim)
     with connect(dbname, user=mallory) as c:
         mallory_table(c)
-        c.execute("CREATE TRIGGER b AFTER INSERT OR DELETE ON mal.t FOR EACH ROW EXECUTE FUNCTION migrate._vectorizer_src_trg_1()")
-        c.execute("CREATE TRIGGER b_t AFTER TRUNCATE ON mal.t FOR EACH STATEMENT EXECUTE FUNCTION migrate._vectorizer_src_trg_1()")
+        c.execute("CREATE TRIGGER b AFTER INSERT OR DELETE ON mal.t FOR EACH ROW EXECUTE FUNCTION migrate._vectorizer_trigger('1')")
+        c.execute("CREATE TRIGGER b_t AFTER TRUNCATE ON mal.t FOR EACH STATEMENT EXECUTE FUNCTION migrate._vectorizer_trigger('1')")
         c.execute("ALTER TABLE mal.t DISABLE TRIGGER USER")
         c.execute("INSERT INTO mal.t VALUES (ROW(1), 'x'), (ROW(2), 'y')")
         c.execute("ALTER TABLE mal.t ENABLE TRIGGER USER")
         for statement in ["INSERT INTO mal.t VALUES (ROW(999), 'flood')", "DELETE FROM mal.t", "TRUNCATE mal.t"]:
             with pytest.raises(psycopg.errors.TriggeredActionException) as e:
                 c.execute(statement)
-            assert e.value.diag.message_primary == (
-                'function "migrate"."_vectorizer_src_trg_1"() serves only the source table of vectorizer 1, not mal.t'
-            )
+            assert e.value.diag.message_primary == 'vectorizer 1 serves only its source table, not "mal"."t"'
     with connect(dbname) as admin:
         assert evidence(admin) == []
     assert victim_state(victim) == before
@@ -145,8 +143,8 @@ def test_planted_operator_for_a_varchar_key_is_never_used(db, planted_varchar_eq
     # What was generated names pg_catalog's operator (text's, the key
     # index's operator class), with both sides cast to text.
     assert operators_used_by(db, "docs_emb") == set()
-    body = db.execute("SELECT prosrc FROM pg_proc WHERE proname = '_vectorizer_src_trg_1'").fetchone()[0]
-    assert '::pg_catalog.text OPERATOR("pg_catalog".=)' in body and "mal" not in body
+    pk = db.execute("SELECT source_pk FROM migrate.vectorizer").fetchone()[0]
+    assert pk == [{"attname": "id", "typname": "character varying(20)", "eq_schema": "pg_catalog", "eq_name": "=", "eq_type": "pg_catalog.text"}]
 
 
 def test_planted_operator_in_a_type_schema_never_runs_from_the_update_trigger(dbname, db, mallory, roles):
@@ -215,7 +213,7 @@ def test_internal_functions_are_not_executable_by_public(db):
         documented = f.read()
     for name in public:
         assert f"`migrate.{name}(" in documented, f"migrate.{name} is executable by PUBLIC but not documented"
-    acl = db.execute("SELECT proacl::text FROM pg_proc WHERE proname = '_vectorizer_src_trg_1'").fetchone()[0]
+    acl = db.execute("SELECT proacl::text FROM pg_proc WHERE proname = '_vectorizer_trigger'").fetchone()[0]
     assert acl == "{postgres=X/postgres}", acl
 
 
@@ -312,7 +310,7 @@ def test_dump_and_restore_keep_the_pinned_bindings(planted_varchar_eq, db, dbnam
     bindings = (
         "SELECT pg_get_viewdef('docs_emb'::regclass), "
         "(SELECT array_agg(pg_get_triggerdef(oid) ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'docs'::regclass), "
-        "(SELECT prosrc || proconfig::text || proacl::text FROM pg_proc WHERE proname = '_vectorizer_src_trg_1')"
+        "(SELECT source_pk::text FROM migrate.vectorizer)"
     )
     before = db.execute(bindings).fetchone()
     dump = tmp_path / "db.dump"

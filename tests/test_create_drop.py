@@ -219,7 +219,7 @@ class TestDrop:
         assert ("migrate._vectorizer_q_1",) not in rels
         assert ("migrate._vectorizer_q_failed_1",) not in rels
         assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal").fetchone()[0] == 0
-        assert db.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '_vectorizer_src_trg_%'").fetchone()[0] == 0
+        assert db.execute("SELECT (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'migrate'::regnamespace AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e'))").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM migrate.vectorizer").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM migrate.managed_tables()").fetchone()[0] == 0
         db.execute("INSERT INTO blog (id, content) VALUES (50, 'still writable')")

@@ -85,7 +85,7 @@ def test_invalid_config_is_a_clean_error(db, config, sqlstate, message):
     assert db.execute("SELECT count(*) FROM migrate.vectorizer").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM migrate.revision").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal").fetchone()[0] == 0
-    assert db.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '_vectorizer%'").fetchone()[0] == 0
+    assert db.execute("SELECT (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'migrate'::regnamespace AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e'))").fetchone()[0] == 0
 
 
 def test_there_are_at_least_30_cases():

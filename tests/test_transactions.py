@@ -115,7 +115,7 @@ def test_savepoint_rollback_then_create_again_with_the_same_name(db):
     # The first attempt's objects are gone, the second's exist exactly once.
     assert db.execute("SELECT to_regclass(%s)", (f"migrate._vectorizer_q_{first}",)).fetchone()[0] is None
     assert db.execute("SELECT to_regclass(%s)", (f"migrate._vectorizer_q_failed_{first}",)).fetchone()[0] is None
-    assert db.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", (f"_vectorizer_src_trg_{first}",)).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE %s", (f"_vectorizer_src_trg_{first}%",)).fetchone()[0] == 0
     assert trigger_count(db) == 3
     assert queued(db) == [1, 2, 3]  # row 7 was rolled back with the savepoint
     # Later vectorizers keep getting fresh ids: no collision with either.

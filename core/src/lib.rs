@@ -13,4 +13,4 @@ pub mod template;
 pub use config::Config;
 pub use error::{ConfigError, ErrorKind};
 pub use plan::{build_plan, Plan};
-pub use source::{Environment, SourceColumn, SourceTable, TypeCategory};
+pub use source::{Environment, KeyColumn, SourceColumn, SourceTable, TypeCategory};

@@ -9,11 +9,14 @@ use serde_json::{json, Map, Value};
 use crate::config::{Config, Destination};
 use crate::error::{ConfigError, ErrorKind, Result};
 use crate::ident::{qualified, quote_ident, quote_literal, MAX_IDENTIFIER_BYTES};
-use crate::source::{Environment, SourceColumn, SourceTable, TypeCategory};
+use crate::source::{Environment, KeyColumn, SourceColumn, SourceTable, TypeCategory};
 
 /// Schema that holds queues and trigger functions unless the config says
 /// otherwise.
 pub const EXTENSION_SCHEMA: &str = "migrate";
+/// The extension's one trigger function (in [`EXTENSION_SCHEMA`]); each
+/// trigger passes its vectorizer's id.
+pub const TRIGGER_FUNCTION: &str = "_vectorizer_trigger";
 
 /// Columns the store table and view add next to the source's columns.
 const STORE_COLUMNS: [&str; 4] = ["embedding_uuid", "chunk_seq", "chunk", "embedding"];
@@ -39,7 +42,10 @@ pub struct Plan {
     pub view: Option<Relation>,
     /// Column added to the source table by a column destination.
     pub embedding_column: Option<String>,
-    pub trigger_function: Relation,
+    /// Name of the vectorizer's row trigger on the source; the UPDATE and
+    /// TRUNCATE triggers add `_upd` and `_truncate`. All of them call the
+    /// extension's one trigger function with the vectorizer's id.
+    pub trigger_name: String,
     /// Schemas objects are created in, with the path that named each
     /// (a schema may appear under several paths): they must exist and the
     /// caller must be allowed to create in them.
@@ -188,11 +194,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         schema: queue_schema.clone(),
         name: format!("_vectorizer_q_failed_{}", ctx.id),
     };
-    let trigger_function = Relation {
-        path: "queue_schema".into(),
-        schema: queue_schema.clone(),
-        name: format!("_vectorizer_src_trg_{}", ctx.id),
-    };
+    let trigger_name = format!("_vectorizer_src_trg_{}", ctx.id);
 
     let (store, view, embedding_column, destination_json, default_name) = match &config.destination
     {
@@ -312,7 +314,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let src = qualified(&source.schema, &source.name);
     let q = qualified(&queue.schema, &queue.name);
     let fq = qualified(&failed_queue.schema, &failed_queue.name);
-    let func = qualified(&trigger_function.schema, &trigger_function.name);
+    let func = format!("{}({})", qualified(EXTENSION_SCHEMA, TRIGGER_FUNCTION), quote_literal(&ctx.id.to_string()));
     let pk_list = pk
         .iter()
         .map(|c| quote_ident(&c.name))
@@ -413,23 +415,9 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     ));
     owned.push(format!("ALTER TABLE {fq} OWNER TO {owner}"));
 
-    create.push(trigger_function_sql(
-        ctx.id,
-        &func,
-        &q,
-        store
-            .as_ref()
-            .map(|s| qualified(&s.schema, &s.name))
-            .as_deref(),
-        &pk,
-    ));
-    owned.push(format!("ALTER FUNCTION {func}() OWNER TO {owner}"));
-    // Only the owner (who creates the triggers) may attach it to a table.
-    owned.push(format!("REVOKE ALL ON FUNCTION {func}() FROM PUBLIC"));
-
-    let base = &trigger_function.name;
+    let base = &trigger_name;
     create.push(format!(
-        "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {src} FOR EACH ROW EXECUTE FUNCTION {func}()",
+        "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {src} FOR EACH ROW EXECUTE FUNCTION {func}",
         quote_ident(base)
     ));
     // `UPDATE OF` skips the trigger from the statement's column list alone,
@@ -458,11 +446,11 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         row("NEW")
     );
     create.push(format!(
-        "CREATE TRIGGER {} AFTER UPDATE OF {read_list} ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}()",
+        "CREATE TRIGGER {} AFTER UPDATE OF {read_list} ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}",
         quote_ident(&format!("{base}_upd"))
     ));
     create.push(format!(
-        "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}()",
+        "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}",
         quote_ident(&format!("{base}_truncate"))
     ));
     let mut after_queue = owned;
@@ -535,7 +523,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         store,
         view,
         embedding_column,
-        trigger_function,
+        trigger_name,
         schemas,
         ddl_search_path,
         create,
@@ -548,122 +536,72 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     })
 }
 
-/// `a = b` for a key column with the equality operator of the key index's
-/// operator class, schema-qualified, both operands cast to its input type:
-/// no other operator can match better, whatever another role creates.
-fn eq(left: &str, col: &SourceColumn, right: &str) -> String {
-    let op = format!("OPERATOR({}.{})", quote_ident(&col.eq_schema), col.eq_name);
-    match &col.eq_type {
-        Some(t) => format!("({left})::{t} {op} ({right})::{t}"),
-        None => format!("{left} {op} {right}"),
+impl KeyColumn {
+    /// `a = b` with the equality operator of the key index's operator
+    /// class, schema-qualified, both operands cast to its input type: no
+    /// other operator can match better, whatever another role creates.
+    pub fn eq(&self, left: &str, right: &str) -> String {
+        let op = format!("OPERATOR({}.{})", quote_ident(&self.eq_schema), self.eq_name);
+        match &self.eq_type {
+            Some(t) => format!("({left})::{t} {op} ({right})::{t}"),
+            None => format!("{left} {op} {right}"),
+        }
     }
 }
 
-/// The per-vectorizer trigger function. Generated rather than generic so
-/// that each statement is static, planned once and cached by PL/pgSQL.
-/// It runs as the table owner (writers need no rights on the queue or
-/// store) with a fixed search_path, and first checks that the table that
-/// fired it is its vectorizer's source or one of its partitions (row
-/// triggers are cloned onto partitions): attached to any other table, it
-/// refuses before touching a row, so it never acts for another relation
-/// nor evaluates anything of that relation's (casts, key types) as the
-/// owner.
-fn trigger_function_sql(
-    id: i32,
-    func: &str,
-    queue: &str,
-    store: Option<&str>,
-    pk: &[&SourceColumn],
-) -> String {
-    let cols = pk
+fn eq(left: &str, col: &SourceColumn, right: &str) -> String {
+    KeyColumn::from(col).eq(left, right)
+}
+
+/// The statements the extension's trigger function runs for one
+/// vectorizer, planned once per backend and kept: `$1…$n` are the key
+/// values (typed as the source's key columns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerStatements {
+    /// Queue a key. An already-queued key is not queued twice, but its
+    /// queue row is locked (DO UPDATE … WHERE false locks without writing a
+    /// new version) until this transaction ends: a worker draining with
+    /// SKIP LOCKED cannot take it and read the row before this change
+    /// commits, and a worker already holding it makes us wait and then
+    /// queue the key anew.
+    pub enqueue: String,
+    /// Forget a key: its store rows and its queue row, in one statement.
+    pub forget: String,
+    /// Empty the store and the queue.
+    pub truncate: String,
+}
+
+pub fn trigger_statements(queue: &str, store: Option<&str>, keys: &[KeyColumn]) -> TriggerStatements {
+    let cols = keys
         .iter()
         .map(|c| quote_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let values = |rec: &str| {
-        pk.iter()
-            .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let matches = |rec: &str| {
-        pk.iter()
-            .map(|c| {
-                eq(
-                    &quote_ident(&c.name),
-                    c,
-                    &format!("{rec}.{}", quote_ident(&c.name)),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let key_changed = pk
-        .iter()
-        .map(|c| {
-            format!(
-                "NOT ({})",
-                eq(
-                    &format!("OLD.{}", quote_ident(&c.name)),
-                    c,
-                    &format!("NEW.{}", quote_ident(&c.name))
-                )
-            )
-        })
+    let params = (1..=keys.len())
+        .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
-        .join(" OR ");
-    // An already-queued key is not queued twice, but its queue row is
-    // locked (DO UPDATE … WHERE false locks without writing a new version)
-    // until this transaction ends: a worker draining with SKIP LOCKED
-    // cannot take it and read the row before this change commits, and a
-    // worker already holding it makes us wait and then queue the key anew.
-    let enqueue_new = format!(
-        "INSERT INTO {queue} AS q ({cols}) VALUES ({}) ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false;",
-        values("NEW")
-    );
-    let forget_old = match store {
-        Some(store) => format!(
-            "DELETE FROM {store} WHERE {m}; DELETE FROM {queue} WHERE {m};",
-            m = matches("OLD")
+        .join(", ");
+    let matches = keys
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.eq(&quote_ident(&c.name), &format!("${}", i + 1)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    TriggerStatements {
+        enqueue: format!(
+            "INSERT INTO {queue} AS q ({cols}) VALUES ({params}) ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false"
         ),
-        None => format!("DELETE FROM {queue} WHERE {};", matches("OLD")),
-    };
-    let truncate = match store {
-        Some(store) => format!("TRUNCATE {store}, {queue};"),
-        None => format!("TRUNCATE {queue};"),
-    };
-    let guard = format!(
-        "IF NOT COALESCE(TG_RELID OPERATOR(pg_catalog.=) (SELECT v.source::pg_catalog.oid FROM {catalog} v WHERE v.id OPERATOR(pg_catalog.=) {id}), false)
-     AND NOT EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(TG_RELID) a, {catalog} v WHERE v.id OPERATOR(pg_catalog.=) {id} AND v.source::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid::pg_catalog.oid) THEN
-    RAISE EXCEPTION USING ERRCODE = 'triggered_action_exception',
-      MESSAGE = pg_catalog.format('function %s serves only the source table of vectorizer %s, not %s', {}, {id}, TG_RELID::pg_catalog.regclass),
-      HINT = 'Each vectorizer has its own trigger function; create a vectorizer for this table instead.';
-  END IF;",
-        quote_literal(&format!("{func}()")),
-        catalog = qualified(EXTENSION_SCHEMA, "vectorizer"),
-    );
-    let body = format!(
-        "BEGIN
-  {guard}
-  IF TG_OP = 'INSERT' THEN
-    {enqueue_new}
-  ELSIF TG_OP = 'UPDATE' THEN
-    IF {key_changed} THEN
-      {forget_old}
-    END IF;
-    {enqueue_new}
-  ELSIF TG_OP = 'DELETE' THEN
-    {forget_old}
-  ELSE
-    {truncate}
-  END IF;
-  RETURN NULL;
-END"
-    );
-    format!(
-        "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}",
-        quote_literal(&body)
-    )
+        forget: match store {
+            Some(store) => format!(
+                "WITH gone AS (DELETE FROM {store} WHERE {matches}) DELETE FROM {queue} WHERE {matches}"
+            ),
+            None => format!("DELETE FROM {queue} WHERE {matches}"),
+        },
+        truncate: match store {
+            Some(store) => format!("TRUNCATE {store}, {queue}"),
+            None => format!("TRUNCATE {queue}"),
+        },
+    }
 }
 
 /// Checks of the config against the source table and the installed
@@ -818,32 +756,18 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
     Ok(())
 }
 
-/// SQL that removes what is left of a vectorizer. `source` is the source
-/// table's qualified name while it still exists (when it is gone, its
-/// triggers went with it); `trigger_base` the recorded trigger name; the
-/// relations and function are those that still exist, found by OID.
+/// SQL that removes what is left of a vectorizer. `triggers` are the
+/// vectorizer's triggers that still exist, as (qualified table, trigger
+/// name); the relations are those that still exist, found by OID.
 pub fn drop_sql(
-    source: Option<&str>,
-    trigger_base: &str,
-    trigger_function: Option<&Relation>,
+    triggers: &[(String, String)],
     queues: &[Relation],
     view: Option<&Relation>,
     store: Option<&Relation>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(src) = source {
-        for suffix in ["", "_upd", "_truncate"] {
-            out.push(format!(
-                "DROP TRIGGER IF EXISTS {} ON {src}",
-                quote_ident(&format!("{trigger_base}{suffix}"))
-            ));
-        }
-    }
-    if let Some(f) = trigger_function {
-        out.push(format!(
-            "DROP FUNCTION IF EXISTS {}()",
-            qualified(&f.schema, &f.name)
-        ));
+    for (table, name) in triggers {
+        out.push(format!("DROP TRIGGER IF EXISTS {} ON {table}", quote_ident(name)));
     }
     for q in queues {
         out.push(format!(

@@ -80,3 +80,36 @@ pub struct Environment {
     pub has_vectorscale: bool,
     pub has_timescaledb: bool,
 }
+
+/// A primary-key column as the catalog records it (`source_pk`), which is
+/// all the trigger function needs: the name (the same in the source, the
+/// queues and the store) and the pinned equality operator.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct KeyColumn {
+    #[serde(rename = "attname")]
+    pub name: String,
+    #[serde(rename = "typname")]
+    pub type_sql: String,
+    #[serde(default = "pg_catalog")]
+    pub eq_schema: String,
+    #[serde(default = "default_eq_name")]
+    pub eq_name: String,
+    #[serde(default)]
+    pub eq_type: Option<String>,
+}
+
+fn pg_catalog() -> String {
+    "pg_catalog".into()
+}
+
+impl From<&SourceColumn> for KeyColumn {
+    fn from(c: &SourceColumn) -> KeyColumn {
+        KeyColumn {
+            name: c.name.clone(),
+            type_sql: c.type_sql.clone(),
+            eq_schema: c.eq_schema.clone(),
+            eq_name: c.eq_name.clone(),
+            eq_type: c.eq_type.clone(),
+        }
+    }
+}

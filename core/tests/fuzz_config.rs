@@ -35,10 +35,10 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pgai_migrate_core::plan::{drop_sql, Context};
+use pgai_migrate_core::plan::{drop_sql, trigger_statements, Context};
 use pgai_migrate_core::{
-    build_plan, Config, ConfigError, Environment, ErrorKind, Plan, SourceColumn, SourceTable,
-    TypeCategory,
+    build_plan, Config, ConfigError, Environment, ErrorKind, KeyColumn, Plan, SourceColumn,
+    SourceTable, TypeCategory,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
@@ -999,6 +999,19 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
             return Err(format!("comment outside quotes in {sql:?}"));
         } else if c == '/' && chars.get(i + 1) == Some(&'*') {
             return Err(format!("block comment outside quotes in {sql:?}"));
+        } else if c == '$'
+            && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+        {
+            // A bind parameter ($1): digits only, never a dollar quote.
+            let mut j = i + 1;
+            while chars.get(j).is_some_and(|d| d.is_ascii_digit()) {
+                j += 1;
+            }
+            if chars.get(j) == Some(&'$') {
+                return Err(format!("dollar quote outside quotes in {sql:?}"));
+            }
+            out.push(Tok::Word(chars[i..j].iter().collect()));
+            i = j;
         } else if c == '$' {
             return Err(format!(
                 "bare $ (dollar quoting or parameter) outside quotes in {sql:?}"
@@ -1027,22 +1040,32 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
     out.extend(plan.as_owner.iter().cloned());
     out.extend(plan.index.iter().cloned());
     let queues = [plan.queue.clone(), plan.failed_queue.clone()];
+    let triggers: Vec<(String, String)> = ["", "_upd", "_truncate"]
+        .iter()
+        .map(|s| (src.clone(), format!("{}{s}", plan.trigger_name)))
+        .collect();
     out.extend(drop_sql(
-        Some(&src),
-        &plan.trigger_function.name,
-        Some(&plan.trigger_function),
+        &triggers,
         &queues,
         plan.view.as_ref(),
         plan.store.as_ref(),
     ));
-    out.extend(drop_sql(
-        None,
-        &plan.trigger_function.name,
-        None,
-        &queues,
-        None,
-        None,
-    ));
+    out.extend(drop_sql(&[], &queues, None, None));
+    // What the trigger function runs for this vectorizer.
+    let keys: Vec<KeyColumn> = source
+        .primary_key
+        .iter()
+        .map(|k| KeyColumn::from(source.column(k).unwrap()))
+        .collect();
+    let statements = trigger_statements(
+        &regclass_text(&plan.queue.schema, &plan.queue.name),
+        plan.store
+            .as_ref()
+            .map(|s| regclass_text(&s.schema, &s.name))
+            .as_deref(),
+        &keys,
+    );
+    out.extend([statements.enqueue, statements.forget, statements.truncate]);
     out
 }
 
@@ -1212,8 +1235,7 @@ fn check_plan(
         plan.queue.schema.clone(),
         plan.queue.name.clone(),
         plan.failed_queue.name.clone(),
-        plan.trigger_function.schema.clone(),
-        plan.trigger_function.name.clone(),
+        plan.trigger_name.clone(),
         env.vector_schema.clone(),
     ];
     expected.extend(source.primary_key.iter().cloned());
@@ -1242,16 +1264,16 @@ fn check_plan(
     known.extend(source.columns.iter().map(|c| c.eq_schema.clone()));
     known.extend(source.columns.iter().map(|c| c.type_schema.clone()));
     known.extend(type_idents);
-    let base = plan.trigger_function.name.clone();
+    let base = plan.trigger_name.clone();
     known.extend([
         format!("{base}_upd"),
         format!("{base}_truncate"),
         "vector".into(),
         "pg_catalog".into(),
         "pg_temp".into(),
-        // The trigger's guard reads the extension's catalog.
+        // Every trigger calls the extension's one trigger function.
         "migrate".into(),
-        "vectorizer".into(),
+        "_vectorizer_trigger".into(),
     ]);
     for ident in &lexed.idents {
         prop_assert!(
@@ -1428,7 +1450,7 @@ fn the_lexer_catches_a_name_outside_its_quotes() {
     // A hostile name that lands outside quotes shows up as an unknown bare
     // word: the vocabulary holds SQL words only, never a name.
     let (vocab, body_vocab) = vocabulary();
-    assert!(vocab.contains("CREATE") && vocab.contains("DROP") && body_vocab.contains("TG_OP"));
+    assert!(vocab.contains("CREATE") && vocab.contains("DROP") && vocab.contains("$1"));
     // (PUBLIC is not listed: it is a keyword in REVOKE … FROM PUBLIC.)
     for name in ["BLOG", "CONTENT", "TITLE", "WORKER", "MIGRATE", "N"] {
         assert!(
@@ -1505,8 +1527,8 @@ fn check_plan_fails_on_a_name_outside_its_quotes() {
 
     // And so is a bare (unquoted) ordinary name.
     let mut bare = plan.clone();
-    let q = "\"migrate\".\"_vectorizer_q_1\"";
+    let q = "\"migrate\".\"_vectorizer_q_failed_1\"";
     let i = bare.create.iter().position(|s| s.contains(q)).unwrap();
-    bare.create[i] = bare.create[i].replace(q, "migrate._vectorizer_q_1");
+    bare.create[i] = bare.create[i].replace(q, "migrate._vectorizer_q_failed_1");
     assert!(check_plan(&bare, &source, &env, &figures).is_err());
 }

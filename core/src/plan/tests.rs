@@ -118,8 +118,6 @@ fn store_view_queue_and_trigger_sql() {
     assert!(sql.contains("AFTER UPDATE OF \"id\", \"title\", \"content\" ON \"public\".\"blog\" FOR EACH ROW WHEN (NOT pg_catalog.record_image_eq(ROW(OLD.\"id\", OLD.\"title\", OLD.\"content\"), ROW(NEW.\"id\", NEW.\"title\", NEW.\"content\")))"), "{sql}");
     assert!(!sql.contains("IS DISTINCT FROM"), "{sql}");
     assert!(!sql.contains("OLD.\"views\""));
-    assert!(sql.contains("INSERT INTO \"migrate\".\"_vectorizer_q_7\" AS q (\"id\") VALUES (NEW.\"id\") ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false;"), "{sql}");
-    assert!(sql.contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"));
     assert!(sql.contains("ALTER TABLE \"migrate\".\"_vectorizer_q_7\" OWNER TO \"alice\""));
     // A plain table's keys are bulk-copied; a partitioned one's are inserted
     // as the owner, reading every partition.
@@ -151,15 +149,9 @@ fn hostile_identifiers_stay_inside_quotes() {
     let p = plan(v).unwrap();
     let sql = p.create.join("\n");
     assert!(sql.contains("\"x\"\"; DROP TABLE t; --_store\""));
-    // The trigger body is a string literal: quotes inside are doubled.
-    let v = patch(blog(), "/queue_table", json!("q'; DROP TABLE t; --"));
-    let p = plan(v).unwrap();
-    let f = p
-        .create
-        .iter()
-        .find(|s| s.starts_with("CREATE FUNCTION"))
-        .unwrap();
-    assert!(f.contains("\"q''; DROP TABLE t; --\""), "{f}");
+    // The trigger's statements name the queue as one quoted identifier.
+    let t = super::trigger_statements(&crate::ident::qualified("migrate", "q\"; DROP TABLE t; --"), None, &[]);
+    assert!(t.truncate.ends_with("\"migrate\".\"q\"\"; DROP TABLE t; --\""), "{}", t.truncate);
 }
 
 #[test]
@@ -268,21 +260,26 @@ fn key_equality_is_the_pinned_operator_with_casts() {
     let config = Config::parse(&blog()).unwrap();
     let p = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap();
     let sql = p.create.join(";\n");
-    // View join and trigger deletes name the operator class's operator and
-    // cast both sides to its input type.
+    // The view join names the operator class's operator and casts both
+    // sides to its input type; so do the trigger's statements.
     assert!(sql.contains("ON (t.\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (s.\"id\")::pg_catalog.text"), "{sql}");
-    assert!(sql.contains("(\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (OLD.\"id\")::pg_catalog.text"), "{sql}");
+    let key = crate::KeyColumn::from(source.column("id").unwrap());
+    let t = super::trigger_statements("\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
+    assert_eq!(t.forget, "WITH gone AS (DELETE FROM \"public\".\"s\" WHERE (\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text) DELETE FROM \"migrate\".\"q\" WHERE (\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text");
+    assert_eq!(t.enqueue, "INSERT INTO \"migrate\".\"q\" AS q (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false");
+    assert_eq!(t.truncate, "TRUNCATE \"public\".\"s\", \"migrate\".\"q\"");
     assert_eq!(p.ddl_search_path, "pg_catalog, pg_temp");
 }
 
 #[test]
-fn trigger_function_refuses_other_tables_and_is_not_public() {
+fn every_trigger_calls_the_extension_function_with_the_id() {
     let p = plan(blog()).unwrap();
-    let function = p.create.iter().find(|s| s.starts_with("CREATE FUNCTION")).unwrap();
-    // The guard comes before anything else the body does.
-    let guard = function.find("TG_RELID OPERATOR(pg_catalog.=) (SELECT v.source::pg_catalog.oid FROM \"migrate\".\"vectorizer\" v WHERE v.id OPERATOR(pg_catalog.=) 7)").expect(function);
-    assert!(guard < function.find("TG_OP").unwrap());
-    assert!(p.after_queue.contains(&"REVOKE ALL ON FUNCTION \"migrate\".\"_vectorizer_src_trg_7\"() FROM PUBLIC".to_string()));
+    let triggers: Vec<&String> = p.create.iter().filter(|s| s.starts_with("CREATE TRIGGER")).collect();
+    assert_eq!(triggers.len(), 3);
+    for t in triggers {
+        assert!(t.ends_with("EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"), "{t}");
+    }
+    assert!(!p.create.iter().any(|s| s.contains("CREATE FUNCTION")));
 }
 
 #[test]

@@ -1,0 +1,370 @@
+//! `migrate._vectorizer_trigger()`: the one trigger function behind every
+//! vectorizer's triggers, each of which passes its vectorizer's id.
+//!
+//! Being a member of the extension, it ties the vectorizers to the
+//! extension through PostgreSQL's own dependencies: `DROP EXTENSION` fails
+//! while a trigger uses it, and `DROP EXTENSION … CASCADE` removes the
+//! triggers, so no source is left calling a missing function. Nothing is
+//! generated per vectorizer, so nothing needs a `regprocedure` in the
+//! catalog, and nothing is reached by a name fixed at create time: the
+//! statements are planned from the catalog's OIDs, and planned again after
+//! any relation changes, so renames of the queue, the store or their
+//! schemas are followed, and a store dropped by hand is simply no longer
+//! written.
+//!
+//! EXECUTE is not granted to PUBLIC, so no other role can attach it to a
+//! table; and fired by any table other than its vectorizer's source (or a
+//! partition of it), it refuses before reading a single value.
+//!
+//! It writes the queue and the store as their owner (the source's owner),
+//! security-restricted like `CREATE INDEX` does, without the GUC save and
+//! restore a `SECURITY DEFINER` function with `SET search_path` pays per
+//! row; every statement it runs is fully qualified.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+
+use pgai_migrate_core::ident::qualified;
+use pgai_migrate_core::plan::trigger_statements;
+use pgai_migrate_core::KeyColumn;
+use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+
+use crate::security::AsRole;
+
+unsafe extern "C-unwind" {
+    /// utils/datum.h: equal binary images (detoasting as needed). Called
+    /// through pg_guard_ffi_boundary, since it may raise (detoasting).
+    fn datum_image_eq(
+        value1: pg_sys::Datum,
+        value2: pg_sys::Datum,
+        typ_by_val: bool,
+        typ_len: std::ffi::c_int,
+    ) -> bool;
+}
+
+/// One vectorizer's kept plans.
+struct Vectorizer {
+    source: pg_sys::Oid,
+    /// Owner of the queue: the source's owner when it was created.
+    owner: pg_sys::Oid,
+    keys: Vec<KeyColumn>,
+    enqueue: pg_sys::SPIPlanPtr,
+    forget: pg_sys::SPIPlanPtr,
+    truncate: CString,
+}
+
+impl Drop for Vectorizer {
+    fn drop(&mut self) {
+        // SAFETY: both plans were kept by SPI_keepplan and are freed once,
+        // here, when the last reference (a running trigger holds one) goes.
+        unsafe {
+            pg_sys::SPI_freeplan(self.enqueue);
+            pg_sys::SPI_freeplan(self.forget);
+        }
+    }
+}
+
+/// The vectorizer as fired by one relation (the source or a partition):
+/// where the key columns are in that relation's rows.
+struct Firing {
+    vectorizer: Rc<Vectorizer>,
+    attnums: Vec<NonZeroUsize>,
+}
+
+thread_local! {
+    static VECTORIZERS: RefCell<HashMap<i32, Option<Rc<Vectorizer>>>> = RefCell::new(HashMap::new());
+    static FIRINGS: RefCell<HashMap<(i32, pg_sys::Oid), Rc<Firing>>> = RefCell::new(HashMap::new());
+    /// Set by the relcache invalidation callback: a relation changed
+    /// (renamed, dropped, altered), so plans are made anew at the next call.
+    static STALE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Registered in `_PG_init`. Invalidation callbacks must not do real work,
+/// so this only marks the cache stale.
+pub unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    STALE.with(|s| s.set(true));
+}
+
+pub fn register_callbacks() {
+    // SAFETY: called once per backend from _PG_init.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0)) }
+}
+
+fn forget_cache_if_stale() {
+    if STALE.with(|s| s.replace(false)) {
+        // Plans in use by a trigger further up the stack stay alive through
+        // its Rc until it returns.
+        FIRINGS.with(|f| f.borrow_mut().clear());
+        VECTORIZERS.with(|v| v.borrow_mut().clear());
+    }
+}
+
+fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, message, "pgai_migrate")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+#[pg_trigger]
+fn _vectorizer_trigger<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let args = trigger.extra_args()?;
+    let Some(id) = args.first().and_then(|a| a.parse::<i32>().ok()) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+            "migrate._vectorizer_trigger() needs a vectorizer id as its argument".into(),
+            "Create vectorizers with migrate.create_vectorizer.",
+        )
+    };
+    let data = trigger.trigger_data();
+    // SAFETY: a trigger call always has its relation.
+    let relid = unsafe { (*data.tg_relation).rd_id };
+    forget_cache_if_stale();
+    let Some(firing) = firing(id, relid) else {
+        // No catalog row: leftovers of a vectorizer whose catalog is gone
+        // (a schema-only restore before its data); nothing to maintain.
+        return Ok(None);
+    };
+    let v = &firing.vectorizer;
+    let tupdesc = unsafe { (*data.tg_relation).rd_att };
+    let keys = |tuple: *mut pg_sys::HeapTupleData| -> Vec<pg_sys::Datum> {
+        firing
+            .attnums
+            .iter()
+            .map(|&n| {
+                // SAFETY: the tuple belongs to this relation; key columns
+                // are NOT NULL.
+                unsafe { pgrx::heap_getattr_raw(tuple, n, tupdesc) }
+                    .expect("primary-key columns are never NULL")
+            })
+            .collect()
+    };
+    let _owner = AsRole::new(v.owner, true);
+    match trigger.op()? {
+        PgTriggerOperation::Insert => execute(v.enqueue, keys(data.tg_trigtuple)),
+        PgTriggerOperation::Delete => execute(v.forget, keys(data.tg_trigtuple)),
+        PgTriggerOperation::Update => {
+            let old = keys(data.tg_trigtuple);
+            let new = keys(data.tg_newtuple);
+            let moved = old.iter().zip(&new).zip(&firing.attnums).any(|((o, n), &attnum)| {
+                // SAFETY: attnum is a column of this tuple descriptor.
+                unsafe {
+                    let att = pg_sys::TupleDescAttr(tupdesc, attnum.get() as i32 - 1);
+                    !pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
+                        datum_image_eq(*o, *n, (*att).attbyval, (*att).attlen as i32)
+                    })
+                }
+            });
+            if moved {
+                execute(v.forget, old);
+            }
+            execute(v.enqueue, new);
+        }
+        PgTriggerOperation::Truncate => {
+            // SAFETY: plain SPI calls on a NUL-terminated statement.
+            unsafe {
+                pg_sys::SPI_connect();
+                let rc = pg_sys::SPI_exec(v.truncate.as_ptr(), 0);
+                if rc < 0 {
+                    error!("pgai_migrate: emptying the queue and store failed ({rc})");
+                }
+                pg_sys::SPI_finish();
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn execute(plan: pg_sys::SPIPlanPtr, mut values: Vec<pg_sys::Datum>) {
+    let nulls = vec![b' ' as c_char; values.len()];
+    // SAFETY: a kept plan with as many parameters as key columns.
+    unsafe {
+        pg_sys::SPI_connect();
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
+        if rc < 0 {
+            error!("pgai_migrate: queue maintenance failed ({rc})");
+        }
+        pg_sys::SPI_finish();
+    }
+}
+
+/// The vectorizer `id` as fired by relation `relid`, checked: None when the
+/// catalog has no such vectorizer; an ERROR when `relid` is neither its
+/// source nor a partition of it.
+fn firing(id: i32, relid: pg_sys::Oid) -> Option<Rc<Firing>> {
+    if let Some(f) = FIRINGS.with(|f| f.borrow().get(&(id, relid)).cloned()) {
+        return Some(f);
+    }
+    let vectorizer = vectorizer(id)?;
+    // Catalog lookups as the extension owner: the writer may not even
+    // have USAGE on schema migrate.
+    let _elevated = AsRole::new(crate::catalog::extension_owner(), false);
+    let serves = relid == vectorizer.source
+        || query(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors($1) a WHERE a.relid OPERATOR(pg_catalog.=) $2)",
+            &[relid, vectorizer.source],
+        )
+        .first()
+        .and_then(|r| r[0].as_deref())
+            == Some("t");
+    if !serves {
+        let name = relation_text(relid);
+        raise(
+            PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+            format!("vectorizer {id} serves only its source table, not {name}"),
+            "Each vectorizer's triggers belong to its source; create a vectorizer for this table instead.",
+        )
+    }
+    let attnums = vectorizer
+        .keys
+        .iter()
+        .map(|k| {
+            let name = CString::new(k.name.as_str()).expect("no NUL in names");
+            // SAFETY: get_attnum returns 0 for a missing column.
+            let n = unsafe { pg_sys::get_attnum(relid, name.as_ptr()) };
+            NonZeroUsize::new(n.max(0) as usize).unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!(
+                        "vectorizer {id}: key column \"{}\" is missing from {}",
+                        k.name,
+                        relation_text(relid)
+                    ),
+                    "The source's primary key must stay as the vectorizer was created with; drop the vectorizer first.",
+                )
+            })
+        })
+        .collect();
+    let f = Rc::new(Firing {
+        vectorizer,
+        attnums,
+    });
+    FIRINGS.with(|m| m.borrow_mut().insert((id, relid), f.clone()));
+    Some(f)
+}
+
+fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
+    if let Some(v) = VECTORIZERS.with(|v| v.borrow().get(&id).cloned()) {
+        return v;
+    }
+    let _elevated = AsRole::new(crate::catalog::extension_owner(), false);
+    let rows = query(
+        "SELECT v.source::pg_catalog.oid, q.relowner, v.source_pk, qn.nspname, q.relname, sn.nspname, s.relname
+         FROM migrate.vectorizer v
+         LEFT JOIN pg_catalog.pg_class q ON q.oid OPERATOR(pg_catalog.=) v.queue_relid
+         LEFT JOIN pg_catalog.pg_namespace qn ON qn.oid OPERATOR(pg_catalog.=) q.relnamespace
+         LEFT JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) v.store_relid
+         LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid OPERATOR(pg_catalog.=) s.relnamespace
+         WHERE v.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4",
+        &[pg_sys::Oid::from(id as u32)],
+    );
+    let Some(row) = rows.first() else {
+        VECTORIZERS.with(|v| v.borrow_mut().insert(id, None));
+        return None;
+    };
+    let oid = |i: usize| pg_sys::Oid::from(row[i].as_deref().unwrap_or("0").parse::<u32>().unwrap_or(0));
+    let (Some(qschema), Some(qname)) = (&row[3], &row[4]) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the queue of vectorizer {id} no longer exists"),
+            "Drop the vectorizer with migrate.drop_vectorizer, or restore its queue.",
+        )
+    };
+    let keys: Vec<KeyColumn> = serde_json::from_str(row[2].as_deref().unwrap_or("[]"))
+        .unwrap_or_else(|e| error!("pgai_migrate: vectorizer {id}: bad source_pk: {e}"));
+    let store = match (&row[5], &row[6]) {
+        (Some(s), Some(n)) => Some(qualified(s, n)),
+        _ => None,
+    };
+    let sql = trigger_statements(&qualified(qschema, qname), store.as_deref(), &keys);
+    let source = oid(0);
+    let mut types: Vec<pg_sys::Oid> = keys
+        .iter()
+        .map(|k| {
+            let name = CString::new(k.name.as_str()).expect("no NUL in names");
+            // SAFETY: syscache lookups by OID and name.
+            unsafe {
+                let n = pg_sys::get_attnum(source, name.as_ptr());
+                pg_sys::get_atttype(source, n)
+            }
+        })
+        .collect();
+    let v = Rc::new(Vectorizer {
+        source,
+        owner: oid(1),
+        enqueue: prepare(&sql.enqueue, &mut types),
+        forget: prepare(&sql.forget, &mut types),
+        truncate: CString::new(sql.truncate).expect("no NUL in SQL"),
+        keys,
+    });
+    VECTORIZERS.with(|m| m.borrow_mut().insert(id, Some(v.clone())));
+    Some(v)
+}
+
+fn prepare(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    let text = CString::new(sql).expect("no NUL in SQL");
+    // SAFETY: SPI calls within one connect/finish; the plan is kept past it.
+    unsafe {
+        pg_sys::SPI_connect();
+        let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            error!("pgai_migrate: could not plan {sql}");
+        }
+        pg_sys::SPI_keepplan(plan);
+        pg_sys::SPI_finish();
+        plan
+    }
+}
+
+/// Rows of a catalog query with oid parameters, as text.
+fn query(sql: &str, args: &[pg_sys::Oid]) -> Vec<Vec<Option<String>>> {
+    let text = CString::new(sql).expect("no NUL in SQL");
+    let mut types = vec![pg_sys::OIDOID; args.len()];
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|&a| pg_sys::Datum::from(a)).collect();
+    let nulls = vec![b' ' as c_char; args.len()];
+    let mut out = Vec::new();
+    // SAFETY: SPI calls within one connect/finish; results are copied out
+    // before SPI_finish frees them.
+    unsafe {
+        pg_sys::SPI_connect();
+        let rc = pg_sys::SPI_execute_with_args(
+            text.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            true,
+            0,
+        );
+        if rc < 0 {
+            error!("pgai_migrate: catalog query failed ({rc}): {sql}");
+        }
+        let table = pg_sys::SPI_tuptable;
+        for i in 0..pg_sys::SPI_processed as usize {
+            let tuple = *(*table).vals.add(i);
+            let natts = (*(*table).tupdesc).natts;
+            let row = (1..=natts)
+                .map(|c| {
+                    let p = pg_sys::SPI_getvalue(tuple, (*table).tupdesc, c);
+                    (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+                })
+                .collect();
+            out.push(row);
+        }
+        pg_sys::SPI_finish();
+    }
+    out
+}
+
+fn relation_text(relid: pg_sys::Oid) -> String {
+    crate::catalog::relation_name(relid, &mut HashMap::new())
+        .map(|(s, n)| qualified(&s, &n))
+        .unwrap_or_else(|| format!("relation {}", u32::from(relid)))
+}
