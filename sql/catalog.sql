@@ -11,6 +11,9 @@ CREATE TABLE migrate.vectorizer (
     source             regclass NOT NULL,
     -- [{"attname": …, "typname": …}, …] in key order
     source_pk          jsonb NOT NULL,
+    -- The trigger's UPDATE OF column list at create (key, loading column,
+    -- template columns), in order: a rename is followed from it.
+    read_columns       text[] NOT NULL DEFAULT '{}',
     queue_schema       name NOT NULL,
     queue_table        name NOT NULL,
     queue_failed_table name NOT NULL,

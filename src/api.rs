@@ -21,7 +21,7 @@ use crate::spi::{one, run, set_search_path};
 /// reading the text ourselves lets a too-deeply nested document fail as a
 /// config error.
 #[pg_extern(volatile, parallel_unsafe)]
-fn create_vectorizer(config: Option<&str>) -> i32 {
+pub fn create_vectorizer(config: Option<&str>) -> i32 {
     let Some(config) = config else {
         raise(ConfigError::new(
             ErrorKind::NullValue,
@@ -282,7 +282,7 @@ fn check_schema(path: &str, schema: &str) {
 /// Remove a vectorizer: its triggers, queue and failed queue and catalog
 /// row; with `drop_all` also its view and store table.
 #[pg_extern(volatile, parallel_unsafe)]
-fn drop_vectorizer(
+pub fn drop_vectorizer(
     name: Option<&str>,
     drop_all: default!(Option<bool>, false),
     if_exists: default!(Option<bool>, false),
@@ -396,6 +396,9 @@ fn drop_vectorizer(
         for sql in &revokes {
             run(sql);
         }
+        // The catalog row goes first, so the sql_drop event trigger sees
+        // these objects as no one's.
+        catalog::delete(existing.id);
         for sql in drop_sql(
             &triggers,
             &queues,
@@ -404,7 +407,6 @@ fn drop_vectorizer(
         ) {
             run(&sql);
         }
-        catalog::delete(existing.id);
         catalog::record_revision(
             existing.id,
             name,

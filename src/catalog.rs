@@ -169,13 +169,29 @@ pub fn extension_owner() -> pg_sys::Oid {
     .unwrap_or_else(|| error!("pgai_migrate: extension is not installed"))
 }
 
+/// A new vectorizer id. Ids whose generated names are still taken are
+/// skipped: after a `--schema-only` restore (the catalog's rows and
+/// sequence are data) or a `DROP EXTENSION … CASCADE` and a new install,
+/// queues and triggers of earlier ids may still be there.
 pub fn next_id() -> i32 {
     let _elevated = crate::security::AsRole::new(extension_owner(), false);
-    one(
-        "SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4",
-        &[],
-    )
-    .expect("nextval")
+    loop {
+        let id: i32 = one(
+            "SELECT pg_catalog.nextval('migrate.vectorizer_id_seq')::int4",
+            &[],
+        )
+        .expect("nextval");
+        let taken = one::<bool>(
+            "SELECT EXISTS (SELECT FROM migrate.vectorizer WHERE id = $1)
+                 OR pg_catalog.to_regclass(pg_catalog.format('migrate._vectorizer_q_%s', $1)) IS NOT NULL
+                 OR pg_catalog.to_regclass(pg_catalog.format('migrate._vectorizer_q_failed_%s', $1)) IS NOT NULL
+                 OR EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname = pg_catalog.format('_vectorizer_src_trg_%s', $1))",
+            &[id.into()],
+        );
+        if taken != Some(true) {
+            return id;
+        }
+    }
 }
 
 /// Serialises creates and drops of the same vectorizer name or relation
@@ -312,13 +328,13 @@ pub fn insert(
     // OIDs are looked up by the names just created, in the same statement.
     run_with(
         "INSERT INTO migrate.vectorizer (id, name, source, source_pk, queue_schema, queue_table, queue_failed_table, target_schema, target_table, view_schema, view_name, embedding_column, config, created_by,
-                                         queue_relid, queue_failed_relid, store_relid, view_relid, grants)
+                                         queue_relid, queue_failed_relid, store_relid, view_relid, grants, read_columns)
          VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regclass, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                  pg_catalog.format('%I.%I', $5, $6)::pg_catalog.regclass,
                  pg_catalog.format('%I.%I', $5, $7)::pg_catalog.regclass,
                  CASE WHEN $9 IS NOT NULL THEN pg_catalog.format('%I.%I', $8, $9)::pg_catalog.regclass END,
                  CASE WHEN $11 IS NOT NULL THEN pg_catalog.format('%I.%I', $10, $11)::pg_catalog.regclass END,
-                 $15)",
+                 $15, $16)",
         &[
             id.into(),
             plan.name.as_str().into(),
@@ -335,6 +351,7 @@ pub fn insert(
             JsonB(plan.config.clone()).into(),
             caller.into(),
             JsonB(grants).into(),
+            plan.read_columns.clone().into(),
         ],
     );
 }

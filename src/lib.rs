@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 mod api;
 mod catalog;
+mod ddl;
 mod error;
 mod introspection;
 mod security;
@@ -33,4 +34,14 @@ extension_sql_file!(
     name = "helpers",
     requires = ["catalog"]
 );
-extension_sql_file!("../sql/call_forms.sql", name = "call_forms", finalize);
+extension_sql_file!(
+    "../sql/call_forms.sql",
+    name = "call_forms",
+    requires = [
+        "helpers",
+        api::create_vectorizer,
+        api::drop_vectorizer,
+        trigger::_vectorizer_trigger
+    ]
+);
+extension_sql_file!("../sql/events.sql", name = "events", finalize);

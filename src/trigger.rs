@@ -112,7 +112,7 @@ fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
 }
 
 #[pg_trigger]
-fn _vectorizer_trigger<'a>(
+pub fn _vectorizer_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
     let args = trigger.extra_args()?;
@@ -256,8 +256,10 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
     }
     let _elevated = AsRole::new(crate::catalog::extension_owner(), false);
     let rows = query(
-        "SELECT v.source::pg_catalog.oid, q.relowner, v.source_pk, qn.nspname, q.relname, sn.nspname, s.relname
+        "SELECT v.source::pg_catalog.oid, q.relowner, v.source_pk, qn.nspname, q.relname, sn.nspname, s.relname, srcn.nspname, src.relname
          FROM migrate.vectorizer v
+         JOIN pg_catalog.pg_class src ON src.oid OPERATOR(pg_catalog.=) v.source
+         JOIN pg_catalog.pg_namespace srcn ON srcn.oid OPERATOR(pg_catalog.=) src.relnamespace
          LEFT JOIN pg_catalog.pg_class q ON q.oid OPERATOR(pg_catalog.=) v.queue_relid
          LEFT JOIN pg_catalog.pg_namespace qn ON qn.oid OPERATOR(pg_catalog.=) q.relnamespace
          LEFT JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) v.store_relid
@@ -283,7 +285,11 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         (Some(s), Some(n)) => Some(qualified(s, n)),
         _ => None,
     };
-    let sql = trigger_statements(&qualified(qschema, qname), store.as_deref(), &keys);
+    let source_sql = qualified(
+        row[7].as_deref().unwrap_or_default(),
+        row[8].as_deref().unwrap_or_default(),
+    );
+    let sql = trigger_statements(&source_sql, &qualified(qschema, qname), store.as_deref(), &keys);
     let source = oid(0);
     let mut types: Vec<pg_sys::Oid> = keys
         .iter()

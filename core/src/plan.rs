@@ -82,6 +82,11 @@ pub struct Plan {
     /// extension owner's rights (PostgreSQL itself runs the index build's
     /// comparisons as the table owner).
     pub index: Vec<String>,
+    /// The columns of the `UPDATE OF` list, in its order: the key, the
+    /// loading column and the template's columns. Recorded, so that a
+    /// rename (which PostgreSQL follows in the trigger) can be followed in
+    /// the config too.
+    pub read_columns: Vec<String>,
 }
 
 /// Privileges given to `grant_to` roles on the store and the view.
@@ -533,6 +538,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         shared_grants,
         as_owner,
         index,
+        read_columns: read.iter().map(|c| c.name.clone()).collect(),
     })
 }
 
@@ -565,13 +571,21 @@ pub struct TriggerStatements {
     /// commits, and a worker already holding it makes us wait and then
     /// queue the key anew.
     pub enqueue: String,
-    /// Forget a key: its store rows and its queue row, in one statement.
+    /// Forget a key (deleted, or moved away by an UPDATE of the key): its
+    /// store rows, and its queue row unless a row with that key exists now
+    /// (another row of the same statement took it: `SET id = id + 1` with
+    /// a deferrable key), in one statement.
     pub forget: String,
     /// Empty the store and the queue.
     pub truncate: String,
 }
 
-pub fn trigger_statements(queue: &str, store: Option<&str>, keys: &[KeyColumn]) -> TriggerStatements {
+pub fn trigger_statements(
+    source: &str,
+    queue: &str,
+    store: Option<&str>,
+    keys: &[KeyColumn],
+) -> TriggerStatements {
     let cols = keys
         .iter()
         .map(|c| quote_ident(&c.name))
@@ -591,11 +605,14 @@ pub fn trigger_statements(queue: &str, store: Option<&str>, keys: &[KeyColumn]) 
         enqueue: format!(
             "INSERT INTO {queue} AS q ({cols}) VALUES ({params}) ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false"
         ),
-        forget: match store {
-            Some(store) => format!(
-                "WITH gone AS (DELETE FROM {store} WHERE {matches}) DELETE FROM {queue} WHERE {matches}"
-            ),
-            None => format!("DELETE FROM {queue} WHERE {matches}"),
+        forget: {
+            let dequeue = format!(
+                "DELETE FROM {queue} WHERE {matches} AND NOT EXISTS (SELECT FROM {source} WHERE {matches})"
+            );
+            match store {
+                Some(store) => format!("WITH gone AS (DELETE FROM {store} WHERE {matches}) {dequeue}"),
+                None => dequeue,
+            }
         },
         truncate: match store {
             Some(store) => format!("TRUNCATE {store}, {queue}"),
@@ -789,6 +806,8 @@ pub fn drop_sql(
     }
     out
 }
+
+pub mod sync;
 
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,56 @@ pub fn references(template: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// The template with every placeholder `$old`/`${old}` naming `new`
+/// instead (as `${new}`); an error when `new` cannot be a placeholder.
+pub fn rename(template: &str, old: &str, new: &str) -> Result<String, String> {
+    if !is_identifier(new) {
+        return Err(format!(
+            "\"{new}\" cannot be a template placeholder (letters, digits and _ only, not first a digit)"
+        ));
+    }
+    let bytes = template.as_bytes();
+    let mut out = String::with_capacity(template.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            let next = template[i..].find('$').map_or(template.len(), |n| i + n);
+            out.push_str(&template[i..next]);
+            i = next;
+            continue;
+        }
+        match bytes.get(i + 1) {
+            Some(b'$') => {
+                out.push_str("$$");
+                i += 2;
+            }
+            Some(b'{') => {
+                let end = template[i + 2..].find('}').map_or(template.len(), |e| i + 2 + e);
+                let name = &template[i + 2..end.min(template.len())];
+                if name == old && end < template.len() {
+                    out.push_str(&format!("${{{new}}}"));
+                } else {
+                    out.push_str(&template[i..(end + 1).min(template.len())]);
+                }
+                i = (end + 1).min(template.len());
+            }
+            _ => {
+                let mut end = i + 1;
+                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                    end += 1;
+                }
+                if &template[i + 1..end] == old {
+                    out.push_str(&format!("${{{new}}}"));
+                } else {
+                    out.push_str(&template[i..end]);
+                }
+                i = end;
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -57,7 +107,15 @@ fn invalid(template: &str, at: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::references;
+    use super::{references, rename};
+
+    #[test]
+    fn rename_follows_a_column_rename() {
+        assert_eq!(rename("$title - ${title}: $chunk $$title $titles", "title", "headline").unwrap(),
+                   "${headline} - ${headline}: $chunk $$title $titles");
+        assert!(rename("$title", "title", "two words").is_err());
+    }
+
 
     #[test]
     fn finds_both_placeholder_forms() {

@@ -1058,6 +1058,7 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
         .map(|k| KeyColumn::from(source.column(k).unwrap()))
         .collect();
     let statements = trigger_statements(
+        &src,
         &regclass_text(&plan.queue.schema, &plan.queue.name),
         plan.store
             .as_ref()

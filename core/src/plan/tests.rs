@@ -150,7 +150,7 @@ fn hostile_identifiers_stay_inside_quotes() {
     let sql = p.create.join("\n");
     assert!(sql.contains("\"x\"\"; DROP TABLE t; --_store\""));
     // The trigger's statements name the queue as one quoted identifier.
-    let t = super::trigger_statements(&crate::ident::qualified("migrate", "q\"; DROP TABLE t; --"), None, &[]);
+    let t = super::trigger_statements("\"public\".\"blog\"", &crate::ident::qualified("migrate", "q\"; DROP TABLE t; --"), None, &[]);
     assert!(t.truncate.ends_with("\"migrate\".\"q\"\"; DROP TABLE t; --\""), "{}", t.truncate);
 }
 
@@ -264,8 +264,9 @@ fn key_equality_is_the_pinned_operator_with_casts() {
     // sides to its input type; so do the trigger's statements.
     assert!(sql.contains("ON (t.\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (s.\"id\")::pg_catalog.text"), "{sql}");
     let key = crate::KeyColumn::from(source.column("id").unwrap());
-    let t = super::trigger_statements("\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
-    assert_eq!(t.forget, "WITH gone AS (DELETE FROM \"public\".\"s\" WHERE (\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text) DELETE FROM \"migrate\".\"q\" WHERE (\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text");
+    let t = super::trigger_statements("\"public\".\"docs\"", "\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
+    let m = "(\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text";
+    assert_eq!(t.forget, format!("WITH gone AS (DELETE FROM \"public\".\"s\" WHERE {m}) DELETE FROM \"migrate\".\"q\" WHERE {m} AND NOT EXISTS (SELECT FROM \"public\".\"docs\" WHERE {m})"));
     assert_eq!(t.enqueue, "INSERT INTO \"migrate\".\"q\" AS q (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false");
     assert_eq!(t.truncate, "TRUNCATE \"public\".\"s\", \"migrate\".\"q\"");
     assert_eq!(p.ddl_search_path, "pg_catalog, pg_temp");

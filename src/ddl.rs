@@ -1,0 +1,162 @@
+//! Following DDL on sources and on a vectorizer's own objects. The event
+//! triggers (sql/events.sql) call in here; the decisions are made by the
+//! pure `pgai_migrate_core::plan::sync`.
+
+use std::collections::HashMap;
+
+use pgai_migrate_core::plan::sync::{sync, Current, Recorded};
+use pgai_migrate_core::KeyColumn;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+use crate::catalog::{extension_owner, relation_name};
+use crate::error::OrRaise;
+use crate::security::AsRole;
+use crate::spi::{one, run, run_with};
+
+thread_local! {
+    static IN_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// After ALTER TABLE / SCHEMA / VIEW: follow renames into the config, the
+/// catalog's names and the key columns of the queues, store and view;
+/// refuse (ERROR, so the DDL rolls back) a changed primary key.
+/// `relids`: the relations the DDL touched (NULL: all vectorizers, e.g.
+/// after a schema rename).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
+    // The renames run here fire the event trigger again: nothing to do
+    // then, the outer call is already at it.
+    if IN_SYNC.with(|f| f.replace(true)) {
+        return;
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_SYNC.with(|f| f.set(false));
+        }
+    }
+    let _reset = Reset;
+    let rows: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'id', v.id, 'name', v.name, 'source', v.source::pg_catalog.oid::pg_catalog.int8,
+                'source_pk', v.source_pk, 'read_columns', pg_catalog.to_jsonb(v.read_columns), 'config', v.config,
+                'relids', pg_catalog.jsonb_build_array(v.queue_relid::pg_catalog.oid::pg_catalog.int8, v.queue_failed_relid::pg_catalog.oid::pg_catalog.int8,
+                                                      v.store_relid::pg_catalog.oid::pg_catalog.int8, v.view_relid::pg_catalog.oid::pg_catalog.int8)) ORDER BY v.id)
+         FROM migrate.vectorizer v
+         WHERE $1 IS NULL OR v.source::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) OR v.queue_relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)
+            OR v.queue_failed_relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) OR v.store_relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)
+            OR v.view_relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+        &[relids.into()],
+    );
+    let rows = rows.map(|j| j.0).unwrap_or(Value::Null);
+    let mut schemas = HashMap::new();
+    for row in rows.as_array().into_iter().flatten() {
+        let oid = |v: &Value| v.as_u64().map(|o| pg_sys::Oid::from(o as u32));
+        let id = row["id"].as_i64().unwrap_or_default() as i32;
+        let Some(source) = oid(&row["source"]) else { continue };
+        // regclass text under the fixed search_path: schema-qualified,
+        // quoted only where needed, as create recorded it.
+        let Some(source_name) = one::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class WHERE oid = $1",
+            &[source.into()],
+        ) else {
+            continue; // dropped: the sql_drop trigger takes care of it
+        };
+        let relids = &row["relids"];
+        let mut rel = |i: usize| oid(&relids[i]).and_then(|o| relation_name(o, &mut schemas));
+        let (Some(queue), Some(failed_queue)) = (rel(0), rel(1)) else { continue };
+        let (store, view) = (rel(2), rel(3));
+        let recorded = Recorded {
+            name: row["name"].as_str().unwrap_or_default().to_string(),
+            source_pk: serde_json::from_value(row["source_pk"].clone()).unwrap_or_default(),
+            read_columns: serde_json::from_value(row["read_columns"].clone()).unwrap_or_default(),
+            config: row["config"].clone(),
+        };
+        let strings = |j: Option<JsonB>| -> Vec<Value> {
+            j.and_then(|j| j.0.as_array().cloned()).unwrap_or_default()
+        };
+        let primary_key: Vec<(String, String)> = strings(one(
+            "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)) ORDER BY k.ord)
+             FROM pg_catalog.pg_index i
+             CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = $1 AND i.indisprimary AND k.ord <= i.indnkeyatts",
+            &[source.into()],
+        ))
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap_or_default().to_string(),
+                p[1].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+        let read_now: Vec<String> = strings(one(
+            "SELECT pg_catalog.jsonb_agg(a.attname ORDER BY u.ord)
+             FROM pg_catalog.pg_trigger t
+             CROSS JOIN LATERAL pg_catalog.unnest(t.tgattr) WITH ORDINALITY AS u(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = u.attnum
+             WHERE t.tgrelid = $1 AND t.tgfoid = 'migrate._vectorizer_trigger()'::pg_catalog.regprocedure
+               AND t.tgargs = (pg_catalog.convert_to($2::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)
+               AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 16) <> 0",
+            &[source.into(), id.into()],
+        ))
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+        // No primary key at all: a restore that has not added it yet (a
+        // DBA's DROP CONSTRAINT of the key is refused by the sql_drop
+        // trigger), or an ALTER between the key's drop and re-add.
+        if primary_key.is_empty() {
+            continue;
+        }
+        let now = Current {
+            source: source_name,
+            primary_key,
+            // Without its update trigger (about to be refused by the
+            // sql_drop trigger) the read columns stay as recorded.
+            read_columns: if read_now.is_empty() {
+                recorded.read_columns.clone()
+            } else {
+                read_now
+            },
+            queue,
+            failed_queue,
+            store,
+            view,
+        };
+        let synced = sync(&recorded, &now).or_raise();
+        if synced.ddl.is_empty()
+            && synced.config == recorded.config
+            && synced.source_pk == recorded.source_pk
+            && synced.read_columns == recorded.read_columns
+        {
+            continue;
+        }
+        let _elevated = AsRole::new(extension_owner(), false);
+        for sql in &synced.ddl {
+            run(sql);
+        }
+        let pk: Vec<Value> = synced
+            .source_pk
+            .iter()
+            .map(|k: &KeyColumn| serde_json::to_value(k).expect("plain struct"))
+            .collect();
+        run_with(
+            "UPDATE migrate.vectorizer v SET source_pk = $2, read_columns = ARRAY(SELECT pg_catalog.jsonb_array_elements_text($3)), config = $4,
+                    queue_schema = $4 OPERATOR(pg_catalog.->>) 'queue_schema', queue_table = $4 OPERATOR(pg_catalog.->>) 'queue_table',
+                    queue_failed_table = (SELECT relname FROM pg_catalog.pg_class WHERE oid = v.queue_failed_relid),
+                    target_schema = $4 OPERATOR(pg_catalog.#>>) '{destination,target_schema}', target_table = $4 OPERATOR(pg_catalog.#>>) '{destination,target_table}',
+                    view_schema = $4 OPERATOR(pg_catalog.#>>) '{destination,view_schema}', view_name = $4 OPERATOR(pg_catalog.#>>) '{destination,view_name}'
+             WHERE v.id = $1",
+            &[
+                id.into(),
+                JsonB(Value::Array(pk)).into(),
+                JsonB(serde_json::json!(synced.read_columns)).into(),
+                JsonB(synced.config).into(),
+            ],
+        );
+    }
+}
