@@ -55,6 +55,9 @@ if ! cargo pgrx install --release --pg-config "$PG_CONFIG" >"$build_log" 2>&1; t
     exit 1
 fi
 
+# Released versions beside the current one, for the update tests.
+scripts/released.sh
+
 # dbmate (a Go binary shipped in its npm package) for the client tests.
 DBMATE_VERSION=2.36.0
 DBMATE="$PGAI_MIGRATE_HOME/npm/node_modules/.bin/dbmate"

@@ -1,3 +1,10 @@
+-- The extension's schema, created by the install script so it is a member
+-- of the extension: pg_dump leaves it to CREATE EXTENSION (a restore into a
+-- database where the extension already exists does not fail on CREATE
+-- SCHEMA), and DROP EXTENSION … CASCADE removes it with the queues in it.
+-- Every object of the extension is created in it by name.
+CREATE SCHEMA migrate;
+
 -- The extension-owned catalog. Both tables and their sequences are
 -- registered with pg_extension_config_dump so pg_dump carries their rows
 -- and a restore continues the id sequences instead of reusing ids.
@@ -11,9 +18,6 @@ CREATE TABLE migrate.vectorizer (
     source             regclass NOT NULL,
     -- [{"attname": …, "typname": …}, …] in key order
     source_pk          jsonb NOT NULL,
-    -- The trigger's UPDATE OF column list at create (key, loading column,
-    -- template columns), in order: a rename is followed from it.
-    read_columns       text[] NOT NULL DEFAULT '{}',
     queue_schema       name NOT NULL,
     queue_table        name NOT NULL,
     queue_failed_table name NOT NULL,
@@ -33,13 +37,17 @@ CREATE TABLE migrate.vectorizer (
     store_relid        regclass,
     view_relid         regclass,
     config             jsonb NOT NULL,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    created_by         name NOT NULL,
+    -- Since 0.2.0 (at the end, as ALTER EXTENSION UPDATE adds them):
+    -- The trigger's UPDATE OF column list at create (key, loading column,
+    -- template columns), in order: a rename is followed from it.
+    read_columns       text[] NOT NULL DEFAULT '{}',
     -- Privileges create gave grant_to roles on shared objects (schemas,
     -- the source), [{"on": "source"|"schema", "schema": …, "privilege": …,
     -- "role": …}, …]: only those the role lacked, so drop takes back
     -- exactly these (unless another vectorizer recorded the same).
     grants             jsonb NOT NULL DEFAULT '[]',
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    created_by         name NOT NULL,
     -- A disabled vectorizer's queue is still maintained; workers skip it.
     disabled           boolean NOT NULL DEFAULT false
 );

@@ -20,8 +20,8 @@ use crate::spi::{one, run, set_search_path};
 /// JSON document; returns its id. The jsonb form passes its text here:
 /// reading the text ourselves lets a too-deeply nested document fail as a
 /// config error.
-#[pg_extern(volatile, parallel_unsafe)]
-pub fn create_vectorizer(config: Option<&str>) -> i32 {
+#[pg_extern(volatile, parallel_unsafe, schema = "migrate", name = "create_vectorizer")]
+pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     let Some(config) = config else {
         raise(ConfigError::new(
             ErrorKind::NullValue,
@@ -281,8 +281,8 @@ fn check_schema(path: &str, schema: &str) {
 
 /// Remove a vectorizer: its triggers, queue and failed queue and catalog
 /// row; with `drop_all` also its view and store table.
-#[pg_extern(volatile, parallel_unsafe)]
-pub fn drop_vectorizer(
+#[pg_extern(volatile, parallel_unsafe, schema = "migrate", name = "drop_vectorizer")]
+pub fn drop_vectorizer_by_name(
     name: Option<&str>,
     drop_all: default!(Option<bool>, false),
     if_exists: default!(Option<bool>, false),

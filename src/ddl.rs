@@ -24,7 +24,7 @@ thread_local! {
 /// refuse (ERROR, so the DDL rolls back) a changed primary key.
 /// `relids`: the relations the DDL touched (NULL: all vectorizers, e.g.
 /// after a schema rename).
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "migrate")]
 fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
     // The renames run here fire the event trigger again: nothing to do
     // then, the outer call is already at it.

@@ -68,8 +68,8 @@ box_ret_via_into_datum!(RegClass);
 
 /// One row per relation a vectorizer manages (store, view, queue,
 /// failed_queue): what schema-diff tools should leave alone.
-#[pg_extern(stable, parallel_safe)]
-fn managed_tables() -> TableIterator<
+#[pg_extern(stable, parallel_safe, schema = "migrate", name = "managed_tables")]
+pub fn list_managed_tables() -> TableIterator<
     'static,
     (
         name!(vectorizer_id, i32),

@@ -4,6 +4,12 @@
 //! `pgai_migrate_core`; this crate only talks to the server: it reads the
 //! source table, checks privileges, runs the planned SQL and keeps the
 //! catalog and revision history.
+//!
+//! The Rust names of the SQL entry points differ from their SQL names
+//! (and from 0.1.0's), so their C symbols do too: an older version's SQL
+//! bound to this library, after a package upgrade and before `ALTER
+//! EXTENSION pgai_migrate UPDATE`, finds no symbol and errors cleanly
+//! instead of running code written for another catalog.
 
 use pgrx::prelude::*;
 
@@ -15,8 +21,15 @@ mod introspection;
 mod security;
 mod spi;
 mod trigger;
+mod upgrade;
 
 ::pgrx::pg_module_magic!(name, version);
+
+/// The extension's schema (created first, by sql/catalog.sql, so that it is
+/// a member of the extension); declared here for the functions that name
+/// it with `schema = "migrate"`.
+#[pg_schema]
+mod migrate {}
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
@@ -39,8 +52,9 @@ extension_sql_file!(
     name = "call_forms",
     requires = [
         "helpers",
-        api::create_vectorizer,
-        api::drop_vectorizer,
+        api::create_vectorizer_text,
+        api::drop_vectorizer_by_name,
+        introspection::list_managed_tables,
         trigger::_vectorizer_trigger
     ]
 );

@@ -111,7 +111,7 @@ fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
     unreachable!("ERROR does not return")
 }
 
-#[pg_trigger]
+#[pg_trigger(sql = "CREATE FUNCTION migrate._vectorizer_trigger() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_vectorizer_trigger_wrapper';")]
 pub fn _vectorizer_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {

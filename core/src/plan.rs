@@ -319,7 +319,6 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let src = qualified(&source.schema, &source.name);
     let q = qualified(&queue.schema, &queue.name);
     let fq = qualified(&failed_queue.schema, &failed_queue.name);
-    let func = format!("{}({})", qualified(EXTENSION_SCHEMA, TRIGGER_FUNCTION), quote_literal(&ctx.id.to_string()));
     let pk_list = pk
         .iter()
         .map(|c| quote_ident(&c.name))
@@ -347,34 +346,10 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         owned.push(format!("ALTER TABLE {st} OWNER TO {owner}"));
     }
     if let (Some(s), Some(v)) = (&store, &view) {
-        let st = qualified(&s.schema, &s.name);
-        let cols = source
-            .columns
-            .iter()
-            .map(|c| {
-                let alias = if source.primary_key.contains(&c.name) {
-                    "t"
-                } else {
-                    "s"
-                };
-                format!("{alias}.{}", quote_ident(&c.name))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let join = pk
-            .iter()
-            .map(|c| {
-                eq(
-                    &format!("t.{}", quote_ident(&c.name)),
-                    c,
-                    &format!("s.{}", quote_ident(&c.name)),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
         let vw = qualified(&v.schema, &v.name);
         create.push(format!(
-            "CREATE VIEW {vw} AS SELECT t.embedding_uuid, t.chunk_seq, t.chunk, t.embedding, {cols} FROM {st} t LEFT JOIN {src} s ON {join}"
+            "CREATE VIEW {vw} AS {}",
+            view_query(source, &qualified(&s.schema, &s.name), None)
         ));
         owned.push(format!("ALTER VIEW {vw} OWNER TO {owner}"));
     }
@@ -420,44 +395,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     ));
     owned.push(format!("ALTER TABLE {fq} OWNER TO {owner}"));
 
-    let base = &trigger_name;
-    create.push(format!(
-        "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {src} FOR EACH ROW EXECUTE FUNCTION {func}",
-        quote_ident(base)
-    ));
-    // `UPDATE OF` skips the trigger from the statement's column list alone,
-    // before any row is looked at, so an UPDATE that does not set a column
-    // the vectorizer reads costs nothing; the WHEN clause then ignores
-    // assignments that leave the value as it was.
-    let read_list = read
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Compared by binary image (NULLs equal): no type's `=` operator is
-    // looked up, so nothing another role planted can run here, and types
-    // without equality (json, point) work too. A change of representation
-    // only (1.0 to 1.00) counts as a change, as it changes the text formatted
-    // from it.
-    let row = |rec: &str| {
-        read.iter()
-            .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let changed = format!(
-        "NOT pg_catalog.record_image_eq(ROW({}), ROW({}))",
-        row("OLD"),
-        row("NEW")
-    );
-    create.push(format!(
-        "CREATE TRIGGER {} AFTER UPDATE OF {read_list} ON {src} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION {func}",
-        quote_ident(&format!("{base}_upd"))
-    ));
-    create.push(format!(
-        "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}",
-        quote_ident(&format!("{base}_truncate"))
-    ));
+    create.extend(trigger_ddl(ctx.id, &trigger_name, &src, &read));
     let mut after_queue = owned;
 
     // Grants: exactly the privileges a worker running as these roles needs.
@@ -557,6 +495,91 @@ impl KeyColumn {
 
 fn eq(left: &str, col: &SourceColumn, right: &str) -> String {
     KeyColumn::from(col).eq(left, right)
+}
+
+/// The view's query: the store's columns, then every column of the source
+/// (the key's from the store), joined on the key. `names` are the view's
+/// own names for the source's columns, in order, when an existing view is
+/// replaced (its column names cannot change); None for the source's names.
+pub fn view_query(source: &SourceTable, store: &str, names: Option<&[String]>) -> String {
+    let cols = source
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let alias = if source.primary_key.contains(&c.name) { "t" } else { "s" };
+            let col = format!("{alias}.{}", quote_ident(&c.name));
+            match names.and_then(|n| n.get(i)) {
+                Some(n) if n != &c.name => format!("{col} AS {}", quote_ident(n)),
+                _ => col,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let join = source
+        .primary_key
+        .iter()
+        .filter_map(|k| source.column(k))
+        .map(|c| {
+            eq(
+                &format!("t.{}", quote_ident(&c.name)),
+                c,
+                &format!("s.{}", quote_ident(&c.name)),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "SELECT t.embedding_uuid, t.chunk_seq, t.chunk, t.embedding, {cols} FROM {store} t LEFT JOIN {} s ON {join}",
+        qualified(&source.schema, &source.name)
+    )
+}
+
+/// The vectorizer's three triggers on the source (`src`, qualified), each
+/// calling the extension's trigger function with the id. `read` are the
+/// columns of the `UPDATE OF` list.
+pub fn trigger_ddl(id: i32, name: &str, src: &str, read: &[&SourceColumn]) -> Vec<String> {
+    let func = format!(
+        "{}({})",
+        qualified(EXTENSION_SCHEMA, TRIGGER_FUNCTION),
+        quote_literal(&id.to_string())
+    );
+    // `UPDATE OF` skips the trigger from the statement's column list alone,
+    // before any row is looked at, so an UPDATE that does not set a column
+    // the vectorizer reads costs nothing; the WHEN clause then ignores
+    // assignments that leave the value as it was.
+    let read_list = read
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Compared by binary image (NULLs equal): no type's `=` operator is
+    // looked up, so nothing another role planted can run here, and types
+    // without equality (json, point) work too. A change of representation
+    // only (1.0 to 1.00) counts as a change, as it changes the text
+    // formatted from it.
+    let row = |rec: &str| {
+        read.iter()
+            .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        format!(
+            "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {src} FOR EACH ROW EXECUTE FUNCTION {func}",
+            quote_ident(name)
+        ),
+        format!(
+            "CREATE TRIGGER {} AFTER UPDATE OF {read_list} ON {src} FOR EACH ROW WHEN (NOT pg_catalog.record_image_eq(ROW({}), ROW({}))) EXECUTE FUNCTION {func}",
+            quote_ident(&format!("{name}_upd")),
+            row("OLD"),
+            row("NEW")
+        ),
+        format!(
+            "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}",
+            quote_ident(&format!("{name}_truncate"))
+        ),
+    ]
 }
 
 /// The statements the extension's trigger function runs for one
