@@ -5,6 +5,7 @@ working and new vectorizers get fresh ids."""
 
 import subprocess
 
+import psycopg
 import pytest
 
 from conftest import (
@@ -142,3 +143,101 @@ def test_dump_and_restore_into_a_fresh_database(fmt, db, dbname, new_database, t
             (3, "post_content_embedder", "queue"),
             (3, "post_content_embedder", "failed_queue"),
         ]
+
+
+# --- every other dump form ---------------------------------------------------------
+
+
+def run_restore(cmd):
+    return subprocess.run(cmd, env=client_env(), capture_output=True, text=True)
+
+
+def dump(source_db, tmp_path, *options, fmt="plain"):
+    path = tmp_path / f"dump{len(list(tmp_path.iterdir()))}.{fmt}"
+    flag = ["-Fc"] if fmt == "custom" else []
+    subprocess.run([pg_tool("pg_dump"), *flag, *options, "-d", source_db, "-f", str(path)], env=client_env(), check=True)
+    return path
+
+
+def psql_file(target_db, path):
+    return run_restore([pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target_db, "-f", str(path)])
+
+
+@pytest.mark.parametrize("fmt", ["plain", "custom"])
+def test_restore_into_a_database_with_the_extension_already_created(fmt, db, dbname, new_database, tmp_path):
+    """The usual way to restore into a managed service: the extension is
+    created first. The dump must not fail on the extension's schema."""
+    populate(db)
+    before = state(db)
+    target = new_database()  # has pgai_migrate already
+    path = dump(dbname, tmp_path, fmt=fmt)
+    if fmt == "plain":
+        r = psql_file(target, path)
+    else:
+        r = run_restore([pg_tool("pg_restore"), "--exit-on-error", "-d", target, str(path)])
+    assert r.returncode == 0, r.stderr
+    with connect(target) as conn:
+        assert state(conn) == before
+        conn.execute("INSERT INTO blog VALUES (10, 'title 10', 'content 10')")
+        assert queued(conn) == [1, 2, 3, 4, 10]
+
+
+def test_schema_only_restore_then_new_vectorizers_get_fresh_ids(db, dbname, new_database, tmp_path):
+    populate(db)
+    target = new_database(empty=True)
+    r = psql_file(target, dump(dbname, tmp_path, "--schema-only"))
+    assert r.returncode == 0, r.stderr
+    with connect(target) as conn:
+        # The catalog's rows are data: none here. The restored triggers
+        # find no vectorizer and leave writes alone.
+        assert conn.execute("SELECT count(*) FROM migrate.vectorizer").fetchone()[0] == 0
+        conn.execute("INSERT INTO blog VALUES (10, 'title 10', 'content 10')")
+        conn.execute("TRUNCATE blog")
+        create_blog(conn, table="notes")
+        new_id = create_vectorizer(conn, {**BLOG_CONFIG, "source": "notes", "name": "notes_v",
+                                          "destination": {"implementation": "table", "destination": "notes_e"}})
+        # Id 2 still names the restored queue and triggers, so it is
+        # skipped; id 1's objects were dropped before the dump.
+        assert new_id == 1
+        new_id = create_vectorizer(conn, {**BLOG_CONFIG, "source": "notes", "name": "notes_w",
+                                          "destination": {"implementation": "table", "destination": "notes_f"}})
+        assert new_id == 3
+        assert queued(conn, "notes_v") == [1, 2, 3]
+
+
+def test_data_only_restore_into_a_schema_only_restore(db, dbname, new_database, tmp_path):
+    populate(db)
+    before = state(db)
+    target = new_database(empty=True)
+    assert psql_file(target, dump(dbname, tmp_path, "--schema-only")).returncode == 0
+    r = psql_file(target, dump(dbname, tmp_path, "--data-only"))
+    assert r.returncode == 0, r.stderr
+    with connect(target) as conn:
+        assert state(conn) == before
+        conn.execute("INSERT INTO blog VALUES (10, 'title 10', 'content 10')")
+        assert queued(conn) == [1, 2, 3, 4, 10]
+
+
+def test_restore_into_a_database_with_its_own_vectorizers_never_crosses_them(db, dbname, new_database, tmp_path):
+    """The target already has vectorizer 1 (on another table). The dump's
+    catalog rows and queues collide: pg_restore reports errors; and the
+    restored triggers (for id 1) refuse to act for the restored table, so
+    they never write into the other vectorizer's store."""
+    populate(db)
+    target = new_database()
+    with connect(target) as conn:
+        create_blog(conn, table="other")
+        assert create_vectorizer(conn, {**BLOG_CONFIG, "source": "other", "name": "other_v",
+                                        "destination": {"implementation": "table", "destination": "other_e"}}) == 1
+        conn.execute(f"INSERT INTO other_e_store (id, chunk_seq, chunk, embedding) VALUES (1, 0, 'keep', {ZERO})")
+    r = run_restore([pg_tool("pg_restore"), "-d", target, str(dump(dbname, tmp_path, fmt="custom"))])
+    assert r.returncode != 0 and "ERROR" in r.stderr
+    with connect(target) as conn:
+        assert conn.execute("SELECT name FROM migrate.vectorizer ORDER BY id").fetchall()[0] == ("other_v",)
+        for statement in ["TRUNCATE blog", "DELETE FROM blog WHERE id = 1", "INSERT INTO blog VALUES (99, 't', 'c')"]:
+            try:
+                conn.execute(statement)
+            except psycopg.errors.TriggeredActionException as e:
+                assert "serves only its source table" in e.diag.message_primary
+        assert conn.execute("SELECT chunk FROM other_e_store").fetchall() == [("keep",)]
+        assert queued(conn, "other_v") == [1, 2, 3]
