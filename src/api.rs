@@ -38,6 +38,26 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     .expect("not NULL");
     let config = Config::parse_text(&text).or_raise();
     let (_, caller) = current_user();
+    // Existing rows are queued by statements that, under REPEATABLE READ or
+    // SERIALIZABLE, see the transaction's first snapshot: a row committed
+    // after it, before the triggers took effect, would be missed.
+    let isolation: Option<String> = one(
+        "SELECT pg_catalog.current_setting('transaction_isolation')",
+        &[],
+    );
+    if config.enqueue_existing && matches!(isolation.as_deref(), Some("repeatable read" | "serializable")) {
+        raise(
+            ConfigError::new(
+                ErrorKind::ObjectState,
+                "enqueue_existing",
+                format!(
+                    "cannot queue the existing rows in a {} transaction: rows committed after its snapshot would be missed",
+                    isolation.unwrap_or_default().to_uppercase()
+                ),
+            )
+            .with_hint("create the vectorizer in a READ COMMITTED transaction (the default), or pass \"enqueue_existing\": false and queue the rows yourself"),
+        );
+    }
 
     // The source resolves with the caller's search_path; everything after
     // runs with a fixed one so nothing the caller planted can interfere.
@@ -113,6 +133,9 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     // only what this create added); USAGE on a schema is the schema
     // owner's to give, so it is given only where the caller could have.
     let source_sql = qualified(&source.schema, &source.name);
+    if !plan.shared_grants.is_empty() {
+        catalog::lock_grants();
+    }
     let mut grantable: HashMap<&str, bool> = HashMap::new();
     let mut shared_grants = Vec::new();
     for g in &plan.shared_grants {
@@ -350,6 +373,13 @@ pub fn drop_vectorizer_by_name(
     let source = by_oid(existing.source).map(|s| qualified(&s.schema, &s.name));
     let triggers = catalog::triggers(existing.id);
     let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
+    // One lock order for everything that drops from one source: the
+    // source first, in the mode DROP TRIGGER takes, so two drops on one
+    // table queue up instead of deadlocking.
+    if let Some(src) = &source {
+        let _elevated = AsRole::new(catalog::extension_owner(), false);
+        run(&format!("LOCK TABLE {src} IN SHARE ROW EXCLUSIVE MODE"));
+    }
     // Take back what create granted: on a kept store and view, and each
     // shared grant no other vectorizer still records. A role dropped
     // since (after DROP OWNED) has nothing left to revoke.
@@ -373,7 +403,11 @@ pub fn drop_vectorizer_by_name(
         let kept_store = existing.store.and_then(&mut by_oid);
         revokes.extend(revoke_kept_sql(kept_store.as_ref(), kept_view.as_ref(), &roles));
     }
-    for g in existing.row["grants"].as_array().into_iter().flatten() {
+    let recorded = existing.row["grants"].as_array().cloned().unwrap_or_default();
+    if !recorded.is_empty() {
+        catalog::lock_grants();
+    }
+    for g in &recorded {
         let Some(grant) = SharedGrant::from_json(g) else { continue };
         if !live_role(&grant.role) || catalog::grant_still_needed(existing.id, existing.source, g) {
             continue;

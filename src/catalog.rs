@@ -205,6 +205,17 @@ pub fn lock_names(names: &[String]) {
     );
 }
 
+/// Serialises the bookkeeping of shared grants (which vectorizer still
+/// needs a privilege) across sessions until the end of the transaction:
+/// two drops deciding at once would each see the other's record and keep
+/// a privilege neither needs. Taken after [`lock_names`], so in one order.
+pub fn lock_grants() {
+    run_with(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext('shared grants'))",
+        &[LOCK_SPACE.into()],
+    );
+}
+
 /// The lock key of a relation name; see [`lock_names`].
 pub fn relation_lock(schema: &str, name: &str) -> String {
     format!("relation {schema}.{name}")

@@ -594,3 +594,39 @@ def test_change_folded_into_a_queued_key_is_not_lost(db, dbname):
     that has not committed yet; meanwhile a worker drains row 1 and reads the
     old content. When the writer commits, row 1 must be queued again."""
     assert not folded_change_is_lost(dbname), "the change to row 1 was lost: drained with the old content and not queued again"
+
+
+@pytest.mark.parametrize("drop_all", [True, False], ids=["drop-all", "keep-store"])
+def test_drops_of_two_vectorizers_on_one_source_do_not_deadlock(db, dbname, roles, drop_all):
+    """Two sessions drop the two vectorizers of one table at the same time,
+    each in a transaction that then writes to the table, repeatedly: one
+    waits for the other, neither fails."""
+    worker = roles("worker")
+    create_blog(db)
+    for round_ in range(8):
+        create_vectorizer(db, {**other_config(f"v{round_}a", f"e{round_}a"), "grant_to": [worker]})
+        create_vectorizer(db, {**other_config(f"v{round_}b", f"e{round_}b"), "grant_to": [worker]})
+        barrier = threading.Barrier(2)
+
+        def drop(name):
+            def fn(c):
+                with c.transaction():
+                    barrier.wait(5)
+                    c.execute("SELECT migrate.drop_vectorizer(%s, drop_all => %s)", (name, drop_all))
+                    c.execute("INSERT INTO blog (id, content) VALUES (1000 + %s, 'x') ON CONFLICT DO NOTHING", (round_,))
+            return fn
+
+        runs = [run_in_thread(dbname, drop(f"v{round_}{s}")) for s in "ab"]
+        for t, _, c in runs:
+            finish(t, c)
+        errors = [str(o.error) for _, o, _ in runs if o.error]
+        assert not errors, errors
+    assert db.execute("SELECT count(*) FROM migrate.vectorizer").fetchone()[0] == 0
+    assert trigger_count(db) == 0
+    # Every privilege the creates gave is taken back, even with the drops
+    # racing: the role can be dropped (by the roles fixture).
+    assert db.execute(
+        "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE a.grantee = %s::regrole "
+        "UNION ALL SELECT count(*) FROM pg_namespace n, aclexplode(n.nspacl) a WHERE a.grantee = %s::regrole",
+        (worker, worker),
+    ).fetchall() == [(0,), (0,)]

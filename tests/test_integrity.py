@@ -214,3 +214,17 @@ def test_key_change_of_a_deferrable_key_loses_no_work(db):
     assert queued(db) == [2, 3, 4, 5, 6]
     # No key keeps chunks of the content it no longer has.
     assert db.execute("SELECT count(*) FROM items_e_store").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_create_in_a_snapshot_transaction_refuses_to_queue_existing_rows(db, level):
+    create_blog(db)
+    with db.transaction():
+        db.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+            create_vectorizer(db, BLOG_CONFIG)
+        assert e.value.diag.message_primary.startswith(f"enqueue_existing: cannot queue the existing rows in a {level} transaction")
+    with db.transaction():
+        db.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        create_vectorizer(db, {**BLOG_CONFIG, "enqueue_existing": False})
+    assert queued(db) == []
