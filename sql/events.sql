@@ -75,8 +75,24 @@ BEGIN
 END
 $$;
 
+-- Before ALTER TABLE / CREATE TABLE / DROP TABLE: remember the partitions
+-- of partitioned sources (migrate._vectorizer_ddl_start), so the end of the
+-- command can tell which were attached, detached or dropped.
+CREATE FUNCTION migrate._vectorizer_on_ddl_start() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('migrate.vectorizer') IS NOT NULL
+       AND EXISTS (SELECT FROM migrate.vectorizer) THEN
+        PERFORM migrate._vectorizer_ddl_start();
+    END IF;
+END
+$$;
+
 -- After ALTER TABLE / SCHEMA / VIEW: follow renames, refuse a changed
--- primary key (migrate._vectorizer_sync).
+-- primary key (migrate._vectorizer_sync); after any command that may have
+-- attached, detached or dropped a partition of a source, follow that too
+-- (migrate._vectorizer_partitions).
 CREATE FUNCTION migrate._vectorizer_on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -87,6 +103,7 @@ BEGIN
        OR NOT EXISTS (SELECT FROM migrate.vectorizer) THEN
         RETURN;
     END IF;
+    PERFORM migrate._vectorizer_partitions();
     IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
                WHERE c.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_class'::pg_catalog.regclass) THEN
         relids := NULL;  -- a schema renamed: look at every vectorizer
@@ -102,9 +119,13 @@ $$;
 
 CREATE EVENT TRIGGER pgai_migrate_on_drop ON sql_drop
     EXECUTE FUNCTION migrate._vectorizer_on_drop();
+CREATE EVENT TRIGGER pgai_migrate_on_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'DROP TABLE')
+    EXECUTE FUNCTION migrate._vectorizer_on_ddl_start();
 CREATE EVENT TRIGGER pgai_migrate_on_ddl ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER VIEW')
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER VIEW', 'CREATE TABLE', 'DROP TABLE')
     EXECUTE FUNCTION migrate._vectorizer_on_ddl();
 
 REVOKE ALL ON FUNCTION migrate._vectorizer_on_drop(), migrate._vectorizer_on_ddl(),
-    migrate._vectorizer_sync(pg_catalog.oid[]) FROM PUBLIC;
+    migrate._vectorizer_on_ddl_start(), migrate._vectorizer_sync(pg_catalog.oid[]),
+    migrate._vectorizer_ddl_start(), migrate._vectorizer_partitions() FROM PUBLIC;

@@ -98,6 +98,8 @@ SELECT pg_catalog.jsonb_build_object(
     'qualified_name', c.oid::pg_catalog.regclass::pg_catalog.text,
     'owner', pg_catalog.pg_get_userbyid(c.relowner),
     'partitioned', c.relkind = 'p',
+    'partitions', COALESCE((SELECT pg_catalog.jsonb_agg(t.relid::pg_catalog.regclass::pg_catalog.text ORDER BY t.relid)
+                            FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf AND c.relkind = 'p'), '[]'),
     'columns', COALESCE((
         SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
             'name', a.attname,

@@ -160,3 +160,110 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
         );
     }
 }
+
+thread_local! {
+    /// Leaf partitions of each partitioned source when the current DDL
+    /// command started, by vectorizer id.
+    static LEAVES_BEFORE: std::cell::RefCell<HashMap<i32, Vec<pg_sys::Oid>>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// What the partition bookkeeping needs of each vectorizer on a
+/// partitioned source: (id, source, queue owner, source's regclass text,
+/// queue, store, key columns, leaves now).
+fn partitioned_vectorizers() -> Vec<(i32, Value)> {
+    let rows: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'id', v.id, 'owner', q.relowner::pg_catalog.int8, 'source', v.source::pg_catalog.text,
+                'queue', v.queue_relid::pg_catalog.text, 'store', v.store_relid::pg_catalog.text, 'keys', v.source_pk,
+                'leaves', (SELECT pg_catalog.jsonb_agg(t.relid::pg_catalog.oid::pg_catalog.int8)
+                           FROM pg_catalog.pg_partition_tree(v.source) t WHERE t.isleaf)))
+         FROM migrate.vectorizer v
+         JOIN pg_catalog.pg_class c ON c.oid = v.source AND c.relkind = 'p'
+         JOIN pg_catalog.pg_class q ON q.oid = v.queue_relid",
+        &[],
+    );
+    rows.and_then(|j| j.0.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| (v["id"].as_i64().unwrap_or_default() as i32, v))
+        .collect()
+}
+
+fn leaves(v: &Value) -> Vec<pg_sys::Oid> {
+    v["leaves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.as_u64().map(|o| pg_sys::Oid::from(o as u32)))
+        .collect()
+}
+
+/// ddl_command_start: remember the partitions of partitioned sources.
+#[pg_extern(volatile, parallel_unsafe, schema = "migrate")]
+fn _vectorizer_ddl_start() {
+    let before: HashMap<i32, Vec<pg_sys::Oid>> = partitioned_vectorizers()
+        .iter()
+        .map(|(id, v)| (*id, leaves(v)))
+        .collect();
+    LEAVES_BEFORE.with(|l| *l.borrow_mut() = before);
+}
+
+/// ddl_command_end: a partition attached (or created) has its rows queued
+/// and gets the TRUNCATE trigger; one detached has its rows' embeddings and
+/// queue entries removed and loses the trigger; one dropped leaves keys
+/// without rows, which are forgotten.
+#[pg_extern(volatile, parallel_unsafe, schema = "migrate")]
+fn _vectorizer_partitions() {
+    let before = LEAVES_BEFORE.with(|l| std::mem::take(&mut *l.borrow_mut()));
+    if before.is_empty() {
+        return;
+    }
+    for (id, v) in partitioned_vectorizers() {
+        let Some(was) = before.get(&id) else { continue };
+        let now = leaves(&v);
+        let keys: Vec<KeyColumn> = serde_json::from_value(v["keys"].clone()).unwrap_or_default();
+        let queue = v["queue"].as_str().unwrap_or_default();
+        let store = v["store"].as_str();
+        let source = v["source"].as_str().unwrap_or_default();
+        let owner = pg_sys::Oid::from(v["owner"].as_u64().unwrap_or_default() as u32);
+        let name = format!("_vectorizer_src_trg_{id}");
+        let text = |oid: pg_sys::Oid| {
+            one::<String>(
+                "SELECT $1::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class WHERE oid = $1",
+                &[oid.into()],
+            )
+        };
+        let mut dropped = false;
+        for leaf in now.iter().filter(|l| !was.contains(l)) {
+            let Some(leaf) = text(*leaf) else { continue };
+            {
+                let _ext = AsRole::new(extension_owner(), false);
+                run(&pgai_migrate_core::plan::partition_trigger_ddl(id, &name, &leaf));
+            }
+            let _owner = AsRole::new(owner, true);
+            run(&pgai_migrate_core::plan::queue_rows_sql(queue, &leaf, &keys));
+        }
+        for leaf in was.iter().filter(|l| !now.contains(l)) {
+            match text(*leaf) {
+                Some(detached) => {
+                    {
+                        let _owner = AsRole::new(owner, true);
+                        run(&pgai_migrate_core::plan::forget_rows_sql(queue, store, &detached, &keys));
+                    }
+                    let _ext = AsRole::new(extension_owner(), false);
+                    run(&format!(
+                        "DROP TRIGGER IF EXISTS {} ON {detached}",
+                        pgai_migrate_core::ident::quote_ident(&format!("{name}_truncate"))
+                    ));
+                }
+                None => dropped = true,
+            }
+        }
+        if dropped {
+            let sql = pgai_migrate_core::plan::trigger_statements(source, queue, store, &keys);
+            let _owner = AsRole::new(owner, true);
+            run(&sql.orphans);
+        }
+    }
+}

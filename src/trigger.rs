@@ -56,6 +56,7 @@ struct Vectorizer {
     enqueue: pg_sys::SPIPlanPtr,
     forget: pg_sys::SPIPlanPtr,
     truncate: CString,
+    orphans: CString,
 }
 
 impl Drop for Vectorizer {
@@ -168,10 +169,13 @@ pub fn _vectorizer_trigger<'a>(
             execute(v.enqueue, new);
         }
         PgTriggerOperation::Truncate => {
+            // The source itself: empty everything. One partition: forget
+            // the keys that no longer hold a row.
+            let statement = if relid == v.source { &v.truncate } else { &v.orphans };
             // SAFETY: plain SPI calls on a NUL-terminated statement.
             unsafe {
                 pg_sys::SPI_connect();
-                let rc = pg_sys::SPI_exec(v.truncate.as_ptr(), 0);
+                let rc = pg_sys::SPI_exec(statement.as_ptr(), 0);
                 if rc < 0 {
                     error!("pgai_migrate: emptying the queue and store failed ({rc})");
                 }
@@ -308,6 +312,7 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         enqueue: prepare(&sql.enqueue, &mut types),
         forget: prepare(&sql.forget, &mut types),
         truncate: CString::new(sql.truncate).expect("no NUL in SQL"),
+        orphans: CString::new(sql.orphans).expect("no NUL in SQL"),
         keys,
     });
     VECTORIZERS.with(|m| m.borrow_mut().insert(id, Some(v.clone())));

@@ -3,7 +3,7 @@
 //! which declares this function for the duration of the update only.
 
 use pgai_migrate_core::ident::{qualified, quote_ident};
-use pgai_migrate_core::plan::{trigger_ddl, view_query};
+use pgai_migrate_core::plan::{partition_trigger_ddl, trigger_ddl, view_query};
 use pgai_migrate_core::{KeyColumn, SourceColumn};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -66,6 +66,9 @@ fn upgrade_from_0_1_0() {
         run(&format!("DROP FUNCTION IF EXISTS {function}()"));
         for sql in trigger_ddl(id, &base, &src, &read) {
             run(&sql);
+        }
+        for leaf in &source.partitions {
+            run(&partition_trigger_ddl(id, &base, leaf));
         }
         if let (Some(view), Some(store)) = (oid(&row["view"]), oid(&row["store"])) {
             rebuild_view_if_unpinned(&source, view, store, &mut schemas);

@@ -228,3 +228,60 @@ def test_create_in_a_snapshot_transaction_refuses_to_queue_existing_rows(db, lev
         db.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
         create_vectorizer(db, {**BLOG_CONFIG, "enqueue_existing": False})
     assert queued(db) == []
+
+
+# --- partitioned sources -------------------------------------------------------------
+
+
+@pytest.fixture
+def items(db):
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, title text, content text) PARTITION BY RANGE (id)")
+    db.execute("CREATE TABLE items_a PARTITION OF items FOR VALUES FROM (0) TO (100)")
+    db.execute("CREATE TABLE items_b PARTITION OF items FOR VALUES FROM (100) TO (200)")
+    db.execute("INSERT INTO items VALUES (1, 't', 'a1'), (2, 't', 'a2'), (101, 't', 'b1'), (102, 't', 'b2')")
+    create_vectorizer(db, {**BLOG_CONFIG, "source": "items", "destination": {"implementation": "table", "destination": "items_e"}})
+    db.execute(f"INSERT INTO items_e_store (id, chunk_seq, chunk, embedding) SELECT id, 0, 'c', {ZERO} FROM items")
+    return db
+
+
+def stored(db):
+    return [r[0] for r in db.execute("SELECT id FROM items_e_store ORDER BY 1").fetchall()]
+
+
+def test_truncating_one_partition_forgets_its_rows(items):
+    items.execute("TRUNCATE items_a")
+    assert stored(items) == [101, 102]
+    assert queued(items) == [101, 102]
+    items.execute("TRUNCATE items")
+    assert stored(items) == [] and queued(items) == []
+
+
+def test_detaching_a_partition_forgets_its_rows(items):
+    items.execute("ALTER TABLE items DETACH PARTITION items_b")
+    assert stored(items) == [1, 2]
+    assert queued(items) == [1, 2]
+    # The detached table is no one's source any more: it takes every write.
+    items.execute("TRUNCATE items_b")
+    items.execute("INSERT INTO items_b VALUES (150, 't', 'x')")
+
+
+def test_dropping_a_partition_forgets_its_rows(items):
+    items.execute("DROP TABLE items_a")
+    assert stored(items) == [101, 102]
+    assert queued(items) == [101, 102]
+
+
+def test_attaching_a_filled_table_queues_its_rows(items):
+    items.execute("CREATE TABLE items_c (id int PRIMARY KEY, title text, content text)")
+    items.execute("INSERT INTO items_c VALUES (201, 't', 'c1'), (202, 't', 'c2')")
+    items.execute("ALTER TABLE items ATTACH PARTITION items_c FOR VALUES FROM (200) TO (300)")
+    assert queued(items) == [1, 2, 101, 102, 201, 202]
+    items.execute("TRUNCATE items_c")
+    assert queued(items) == [1, 2, 101, 102]
+    items.execute("CREATE TABLE items_d PARTITION OF items FOR VALUES FROM (300) TO (400)")
+    items.execute("INSERT INTO items VALUES (301, 't', 'd1')")
+    assert 301 in queued(items)
+    items.execute("TRUNCATE items_d")
+    assert 301 not in queued(items)
+    items.execute(f"SELECT migrate.drop_vectorizer('{NAME}', drop_all => true)")
+    assert items.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '\\_vectorizer%'").fetchone()[0] == 0

@@ -396,6 +396,9 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     owned.push(format!("ALTER TABLE {fq} OWNER TO {owner}"));
 
     create.extend(trigger_ddl(ctx.id, &trigger_name, &src, &read));
+    for leaf in &source.partitions {
+        create.push(partition_trigger_ddl(ctx.id, &trigger_name, leaf));
+    }
     let mut after_queue = owned;
 
     // Grants: exactly the privileges a worker running as these roles needs.
@@ -582,6 +585,39 @@ pub fn trigger_ddl(id: i32, name: &str, src: &str, read: &[&SourceColumn]) -> Ve
     ]
 }
 
+/// Queue every row of `rows` (a partition just attached), as `ONLY`.
+pub fn queue_rows_sql(queue: &str, rows: &str, keys: &[KeyColumn]) -> String {
+    let cols = keys.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    format!("INSERT INTO {queue} ({cols}) SELECT {cols} FROM ONLY {rows} ON CONFLICT ({cols}) DO NOTHING")
+}
+
+/// Forget the keys of every row of `rows` (a partition just detached):
+/// their store rows and queue rows.
+pub fn forget_rows_sql(queue: &str, store: Option<&str>, rows: &str, keys: &[KeyColumn]) -> String {
+    let m = |t: &str| {
+        keys.iter()
+            .map(|c| c.eq(&format!("{t}.{}", quote_ident(&c.name)), &format!("d.{}", quote_ident(&c.name))))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let dequeue = format!("DELETE FROM {queue} q USING ONLY {rows} d WHERE {}", m("q"));
+    match store {
+        Some(store) => format!("WITH gone AS (DELETE FROM {store} t USING ONLY {rows} d WHERE {}) {dequeue}", m("t")),
+        None => dequeue,
+    }
+}
+
+/// The TRUNCATE trigger of one leaf partition (`leaf` as regclass text):
+/// truncating a partition fires no trigger of the partitioned table.
+pub fn partition_trigger_ddl(id: i32, name: &str, leaf: &str) -> String {
+    format!(
+        "CREATE TRIGGER {} AFTER TRUNCATE ON {leaf} FOR EACH STATEMENT EXECUTE FUNCTION {}({})",
+        quote_ident(&format!("{name}_truncate")),
+        qualified(EXTENSION_SCHEMA, TRIGGER_FUNCTION),
+        quote_literal(&id.to_string())
+    )
+}
+
 /// The statements the extension's trigger function runs for one
 /// vectorizer, planned once per backend and kept: `$1…$n` are the key
 /// values (typed as the source's key columns).
@@ -601,6 +637,9 @@ pub struct TriggerStatements {
     pub forget: String,
     /// Empty the store and the queue.
     pub truncate: String,
+    /// Forget every key that no longer holds a row of the source (after a
+    /// partition was truncated, detached or dropped).
+    pub orphans: String,
 }
 
 pub fn trigger_statements(
@@ -634,6 +673,21 @@ pub fn trigger_statements(
             );
             match store {
                 Some(store) => format!("WITH gone AS (DELETE FROM {store} WHERE {matches}) {dequeue}"),
+                None => dequeue,
+            }
+        },
+        orphans: {
+            let gone = |t: &str| {
+                let m = keys
+                    .iter()
+                    .map(|c| c.eq(&format!("{t}.{}", quote_ident(&c.name)), &format!("s.{}", quote_ident(&c.name))))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                format!("NOT EXISTS (SELECT FROM {source} s WHERE {m})")
+            };
+            let dequeue = format!("DELETE FROM {queue} q WHERE {}", gone("q"));
+            match store {
+                Some(store) => format!("WITH gone AS (DELETE FROM {store} t WHERE {}) {dequeue}", gone("t")),
                 None => dequeue,
             }
         },

@@ -61,6 +61,11 @@ pub struct SourceTable {
     /// OVERLAPS` key), so its operator classes have an equality operator.
     #[serde(default = "yes")]
     pub primary_key_btree: bool,
+    /// For a partitioned table, its leaf partitions (regclass text): a
+    /// TRUNCATE of one of them fires no trigger of the partitioned table,
+    /// so each gets its own.
+    #[serde(default)]
+    pub partitions: Vec<String>,
 }
 
 fn yes() -> bool {

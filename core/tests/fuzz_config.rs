@@ -396,6 +396,7 @@ fn fixed_sources() -> Vec<Source> {
         primary_key: vec!["id".into()],
         partitioned: false,
         primary_key_btree: true,
+        partitions: vec![],
     };
     let mut custom_pk = col("ID", "\"my schema\".\"my \"\"type\"", TypeCategory::Other);
     custom_pk.eq_schema = "my schema".into();
@@ -417,6 +418,7 @@ fn fixed_sources() -> Vec<Source> {
         primary_key: vec!["ID".into()],
         partitioned: false,
         primary_key_btree: true,
+        partitions: vec![],
     };
     let unicode = SourceTable {
         schema: "ünïcødé".into(),
@@ -432,6 +434,7 @@ fn fixed_sources() -> Vec<Source> {
         primary_key: vec!["k2".into(), "k1".into()],
         partitioned: false,
         primary_key_btree: true,
+        partitions: vec![],
     };
     vec![
         Source {
@@ -547,6 +550,7 @@ fn arb_source() -> BoxedStrategy<Source> {
                     primary_key,
                     partitioned: false,
                     primary_key_btree: true,
+                    partitions: vec![],
                 },
                 text_column: cols[1].clone(),
                 bytea_column: cols.get(2).cloned(),
@@ -1066,7 +1070,7 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
             .as_deref(),
         &keys,
     );
-    out.extend([statements.enqueue, statements.forget, statements.truncate]);
+    out.extend([statements.enqueue, statements.forget, statements.truncate, statements.orphans]);
     out
 }
 

@@ -33,6 +33,7 @@ fn blog_table() -> SourceTable {
         primary_key: vec!["id".into()],
         partitioned: false,
         primary_key_btree: true,
+        partitions: vec![],
     }
 }
 
@@ -292,4 +293,20 @@ fn without_overlaps_key_is_refused() {
     let e = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap_err();
     assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
     assert_eq!(e.path, "source");
+}
+
+#[test]
+fn each_leaf_partition_gets_a_truncate_trigger() {
+    let mut source = blog_table();
+    source.partitioned = true;
+    source.partitions = vec!["public.blog_2024".into(), "\"odd\"\"name\"".into()];
+    let env = env();
+    let config = Config::parse(&blog()).unwrap();
+    let p = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap();
+    let leaf: Vec<&String> = p.create.iter().filter(|s| s.contains("AFTER TRUNCATE ON public.blog_2024") || s.contains("ON \"odd\"\"name\"")).collect();
+    assert_eq!(leaf.len(), 2, "{:#?}", p.create);
+    assert!(leaf[0].ends_with("FOR EACH STATEMENT EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"));
+    let key = crate::KeyColumn::from(source.column("id").unwrap());
+    let t = super::trigger_statements("\"public\".\"blog\"", "\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
+    assert_eq!(t.orphans, "WITH gone AS (DELETE FROM \"public\".\"s\" t WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE t.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")) DELETE FROM \"migrate\".\"q\" q WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE q.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")");
 }
