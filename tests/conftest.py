@@ -43,8 +43,15 @@ def template_db():
     with connect("postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    # PGAI_MIGRATE_TEST_VERSION runs the suite against another installed
+    # version (e.g. 0.1.0, to see which tests catch what it lacked).
+    version = os.environ.get("PGAI_MIGRATE_TEST_VERSION")
     with connect(TEMPLATE) as c:
-        c.execute("CREATE EXTENSION pgai_migrate CASCADE")
+        if version:
+            c.execute("CREATE EXTENSION vector")
+            c.execute(psycopg.sql.SQL("CREATE EXTENSION pgai_migrate VERSION {}").format(psycopg.sql.Literal(version)))
+        else:
+            c.execute("CREATE EXTENSION pgai_migrate CASCADE")
     yield TEMPLATE
     with connect("postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
