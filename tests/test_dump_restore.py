@@ -241,3 +241,35 @@ def test_restore_into_a_database_with_its_own_vectorizers_never_crosses_them(db,
                 assert "serves only its source table" in e.diag.message_primary
         assert conn.execute("SELECT chunk FROM other_e_store").fetchall() == [("keep",)]
         assert queued(conn, "other_v") == [1, 2, 3]
+
+
+def test_no_owner_restore_by_the_tables_owner_fails_loudly_and_leaves_tables_writable(dbname, db, new_database, roles, tmp_path):
+    """A non-superuser cannot write the extension's catalog, create in
+    schema migrate or attach its trigger function, so a `--no-owner`
+    restore by the table's owner cannot bring the vectorizer back (the
+    README says so and what to do). What it must not do is fail silently
+    or leave a table that rejects writes."""
+    owner = roles("owner")
+    create_blog(db)
+    db.execute(f'ALTER TABLE blog OWNER TO "{owner}"')
+    db.execute(f'GRANT USAGE ON SCHEMA migrate TO "{owner}"')
+    db.execute(f'GRANT CREATE ON SCHEMA public TO "{owner}"')
+    with connect(dbname, user=owner) as c:
+        create_vectorizer(c, BLOG_CONFIG)
+    path = dump(dbname, tmp_path, "--no-owner", "--no-privileges", fmt="custom")
+    target = new_database()
+    with connect(target) as admin:
+        admin.execute(f'GRANT CREATE, USAGE ON SCHEMA public TO "{owner}"')
+        admin.execute(f'GRANT USAGE ON SCHEMA migrate TO "{owner}"')
+    r = run_restore([pg_tool("pg_restore"), "--no-owner", "--no-privileges", "-U", owner, "-d", target, str(path)])
+    assert r.returncode != 0
+    assert "permission denied for schema migrate" in r.stderr or "permission denied for table vectorizer" in r.stderr, r.stderr
+    with connect(target, user=owner) as c:
+        assert c.execute("SELECT count(*) FROM blog").fetchone()[0] == 3
+        c.execute("INSERT INTO blog VALUES (10, 'title 10', 'content 10')")
+        c.execute("DELETE FROM blog")
+        c.execute("TRUNCATE blog")
+    with connect(target) as admin:
+        admin.execute(f'DROP OWNED BY "{owner}" CASCADE')
+    db.execute(f"SELECT migrate.drop_vectorizer('{BLOG_CONFIG['name']}', drop_all => true)")
+    db.execute(f'DROP OWNED BY "{owner}" CASCADE')
