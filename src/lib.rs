@@ -27,4 +27,5 @@ extension_sql_file!(
     name = "helpers",
     requires = ["catalog"]
 );
+extension_sql_file!("../sql/worker.sql", name = "worker", requires = ["catalog"]);
 extension_sql_file!("../sql/call_forms.sql", name = "call_forms", finalize);

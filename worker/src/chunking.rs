@@ -19,7 +19,7 @@ impl Separator {
         if !is_regex || source.is_empty() {
             return Ok(Separator::Literal(source.to_string()));
         }
-        let re = Regex::new(source).map_err(|e| format!("invalid separator regex {source:?}: {e}"))?;
+        let re = Regex::new(&python_classes(source)).map_err(|e| format!("invalid separator regex {source:?}: {e}"))?;
         // LangChain concatenates the pieces re.split returns; extra groups
         // would be interleaved (or be None and raise in Python). Refuse them.
         if re.captures_len() > 1 {
@@ -57,6 +57,45 @@ impl Separator {
             Separator::Regex { re, .. } => python_regex_matches(re, text),
         }
     }
+}
+
+/// Python's `\s` (for str patterns) also matches U+001C..U+001F, which
+/// Unicode's White_Space does not: widen `\s` and `\S` accordingly.
+fn python_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut in_class = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('s') if in_class => out.push_str("\\s\\x1c-\\x1f"),
+                Some('s') => out.push_str("[\\s\\x1c-\\x1f]"),
+                Some('S') if !in_class => out.push_str("[^\\s\\x1c-\\x1f]"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal.
+                let rest = chars.as_str();
+                let lead = if rest.starts_with('^') { 1 } else { 0 };
+                if rest[lead..].starts_with(']') {
+                    out.push_str(&rest[..lead + 1]);
+                    chars = rest[lead + 1..].chars();
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The matches Python's `re.split` uses: leftmost, non-overlapping; an empty
@@ -375,6 +414,13 @@ mod tests {
         // re.split('x*', 'axbc') == ['', 'a', '', 'b', 'c', '']
         let m = python_regex_matches(&re, "axbc").unwrap();
         assert_eq!(m, [(0, 0), (1, 2), (2, 2), (3, 3), (4, 4)]);
+    }
+
+    #[test]
+    fn whitespace_classes_follow_python() {
+        assert_eq!(python_classes(r"\s+"), r"[\s\x1c-\x1f]+");
+        assert_eq!(python_classes(r"[\s,]\S\\s"), r"[\s\x1c-\x1f,][^\s\x1c-\x1f]\\s");
+        assert_eq!(python_classes(r"[]\s]"), r"[]\s\x1c-\x1f]");
     }
 
     #[test]
