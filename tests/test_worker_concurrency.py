@@ -24,7 +24,7 @@ HEAVY = os.environ.get("PGAI_MIGRATE_HEAVY") == "1"
 def make_blog(conn, n):
     conn.execute("CREATE TABLE blog (id int PRIMARY KEY, title text, content text, views int NOT NULL DEFAULT 0)")
     conn.execute(
-        "INSERT INTO blog SELECT g, 't' || g, 'v0 of post ' || g || '. ' || repeat('Some words here. ', g % 5) "
+        "INSERT INTO blog SELECT g, 't' || g, 'v0 of post ' || g || '. ' || repeat('Some words here. ', g %% 5) "
         "FROM generate_series(1, %s) g", (n,))
 
 
@@ -119,6 +119,43 @@ def test_a_lost_connection_is_survived(wdb, embedding_server):
         w.send_signal(signal.SIGTERM)
         assert w.wait(timeout=30) == 0
     assert_store_matches_sources(wdb, 4)
+
+
+@pytest.mark.parametrize("embedded_before", [False, True], ids=["first-embedding", "re-embedding"])
+def test_a_row_deleted_while_a_worker_holds_its_key_leaves_no_chunks(wdb, embedding_server, embedded_before):
+    """The source's DELETE waits for the worker's claim on the queue row, then
+    removes the chunks the worker committed (the trigger must delete the
+    queue row before the store rows, in separate statements)."""
+    s = embedding_server(dims=4)
+    make_blog(wdb, 1)
+    fake_vectorizer(wdb, s)
+    if embedded_before:
+        run_worker(wdb.info.dbname, env=FAST_HTTP)
+        wdb.execute("UPDATE blog SET content = 'changed' WHERE id = 1")
+    s.script = [("sleep", 2)]
+    w = start_worker(wdb.info.dbname, env=FAST_HTTP)
+    outcome = {}
+
+    def delete():
+        try:
+            with connect(wdb.info.dbname) as c:
+                c.execute("DELETE FROM blog WHERE id = 1")
+            outcome["ok"] = True
+        except Exception as e:  # noqa: BLE001 (reported below)
+            outcome["error"] = e
+
+    try:
+        wait_for(lambda: len(s.requests) == (2 if embedded_before else 1), what="the worker to hold the key")
+        t = threading.Thread(target=delete)
+        t.start()
+        t.join(timeout=30)
+        wait_for(lambda: queue_rows(wdb) == [], what="the queue to drain")
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.wait(timeout=30)
+    assert outcome == {"ok": True}
+    assert wdb.execute("SELECT count(*) FROM blog").fetchone()[0] == 0
+    assert store(wdb) == {}, "chunks of a deleted row survived"
 
 
 def writer(dbname, stop, seed, counter):

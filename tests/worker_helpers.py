@@ -34,8 +34,9 @@ def dsn(dbname, user=None):
 
 def run_worker(dbname, *args, user=None, env=None, timeout=120, check=True):
     """Runs `pgai-migrate-worker run --once` to completion."""
+    defaults = [] if "--retry-delay" in args else ["--retry-delay", "0"]
     p = subprocess.run(
-        [worker_bin(), "run", "--db", dsn(dbname, user), "--once", "--retry-delay", "0", *args],
+        [worker_bin(), "run", "--db", dsn(dbname, user), "--once", *defaults, *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
     if check:
@@ -45,8 +46,9 @@ def run_worker(dbname, *args, user=None, env=None, timeout=120, check=True):
 
 def start_worker(dbname, *args, user=None, env=None):
     """Starts a worker in the background (polling, no --once)."""
+    defaults = [] if "--poll-interval" in args else ["--poll-interval", "0.05"]
     return subprocess.Popen(
-        [worker_bin(), "run", "--db", dsn(dbname, user), "--poll-interval", "0.05", "--retry-delay", "0", *args],
+        [worker_bin(), "run", "--db", dsn(dbname, user), *defaults, "--retry-delay", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
     )
 
@@ -174,13 +176,16 @@ class EmbeddingServer:
                     data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
                     status, payload = 200, {"object": "list", "data": list(reversed(data)), "model": body.get("model")}
                 raw = b"<html>oops" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                if status == 429:
-                    self.send_header("Retry-After", "0")
-                self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    if status == 429:
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
                 record["end"] = time.monotonic()
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
