@@ -45,7 +45,7 @@ impl Separator {
     /// `re.search(separator, text)`.
     fn found_in(&self, text: &str) -> Result<bool, String> {
         match self {
-            Separator::Literal(s) => Ok(text.contains(s.as_str())),
+            Separator::Literal(s) => Ok(memchr::memmem::find(text.as_bytes(), s.as_bytes()).is_some()),
             Separator::Regex { re, .. } => re.is_match(text).map_err(|e| e.to_string()),
         }
     }
@@ -53,7 +53,12 @@ impl Separator {
     /// Byte ranges of the matches `re.split` splits at, in order.
     fn matches(&self, text: &str) -> Result<Vec<(usize, usize)>, String> {
         match self {
-            Separator::Literal(s) => Ok(text.match_indices(s.as_str()).map(|(i, m)| (i, i + m.len())).collect()),
+            // memmem (SIMD) finds the same non-overlapping leftmost matches
+            // as str::match_indices, faster. Byte offsets of a valid UTF-8
+            // needle in valid UTF-8 text are char boundaries.
+            Separator::Literal(s) => Ok(memchr::memmem::find_iter(text.as_bytes(), s.as_bytes())
+                .map(|i| (i, i + s.len()))
+                .collect()),
             Separator::Regex { re, .. } => python_regex_matches(re, text),
         }
     }

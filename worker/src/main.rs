@@ -60,6 +60,10 @@ enum Command {
         /// Read one JSON string per line; print one JSON array per line.
         #[arg(long)]
         jsonl: bool,
+        /// Print the time spent chunking and formatting (not reading,
+        /// parsing or printing JSON) on stderr.
+        #[arg(long)]
+        timing: bool,
     },
     /// Print one vector per text, in pgvector's text form.
     Embed {
@@ -78,7 +82,7 @@ fn parse_config(s: &str) -> Result<config::Pipeline, String> {
     config::Pipeline::from_json(&v)
 }
 
-fn chunk(cfg: &str, row: Option<&str>, jsonl: bool) -> Result<(), String> {
+fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), String> {
     let v: Value = serde_json::from_str(cfg).map_err(|e| format!("--config: not JSON: {e}"))?;
     let pipeline = config::Pipeline::from_json(&v)?;
     let splitter = chunking::Splitter::new(&pipeline.chunking)?;
@@ -91,9 +95,12 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool) -> Result<(), String> {
             _ => return Err("--row: expected a JSON object".into()),
         },
     };
+    let spent = std::cell::Cell::new(Duration::ZERO);
     let one = |text: &str| -> Result<String, String> {
+        let start = std::time::Instant::now();
         let chunks = splitter.split(text)?;
         let chunks = if formatted { prepared.format(chunks, &row).map_err(|f| f.message)? } else { chunks };
+        spent.set(spent.get() + start.elapsed());
         serde_json::to_string(&chunks).map_err(|e| e.to_string())
     };
     let stdout = std::io::stdout();
@@ -108,6 +115,9 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool) -> Result<(), String> {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| format!("stdin: {e}"))?;
         writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
+    }
+    if timing {
+        eprintln!("chunking_seconds={:.6}", spent.get().as_secs_f64());
     }
     out.flush().map_err(|e| e.to_string())
 }
@@ -149,7 +159,7 @@ fn main() -> ExitCode {
             });
             return ExitCode::from(code as u8);
         }
-        Command::Chunk { config, row, jsonl } => chunk(&config, row.as_deref(), jsonl),
+        Command::Chunk { config, row, jsonl, timing } => chunk(&config, row.as_deref(), jsonl, timing),
         Command::Embed { config, jsonl, texts } => embed_cmd(&config, jsonl, texts),
     };
     match res {
