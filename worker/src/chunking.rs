@@ -174,6 +174,22 @@ pub fn py_strip(s: &str) -> &str {
     s.trim_matches(py_isspace)
 }
 
+/// The length in code points if it is below `limit`, else some value
+/// ≥ `limit` (counting stops early: long pieces are only compared).
+fn char_len_below(s: &str, limit: usize) -> usize {
+    if s.len() < limit || s.is_ascii() {
+        return char_len(s);
+    }
+    // Every code point is at most 4 bytes: count a prefix that surely
+    // holds `limit` code points.
+    let mut end = (limit * 4).min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let n = s[..end].chars().count();
+    if n >= limit { n } else { char_len(s) }
+}
+
 fn char_len(s: &str) -> usize {
     if s.is_ascii() {
         s.len()
@@ -207,8 +223,13 @@ impl Merger {
     /// of one chunk at the start of the next. The current document is always
     /// a window `lo..i` of `splits`.
     fn merge(&self, splits: &[&str], sep: &str, out: &mut Vec<String>) {
-        let sep_len = char_len(sep);
         let lens: Vec<usize> = splits.iter().map(|s| char_len(s)).collect();
+        self.merge_counted(splits, &lens, sep, out)
+    }
+
+    /// `merge` with the splits' lengths already counted.
+    fn merge_counted(&self, splits: &[&str], lens: &[usize], sep: &str, out: &mut Vec<String>) {
+        let sep_len = char_len(sep);
         let mut lo = 0;
         let mut total = 0usize;
         for i in 0..splits.len() {
@@ -313,14 +334,18 @@ fn recursive_split(m: &Merger, text: &str, separators: &[Separator], out: &mut V
     }
     let splits = split_with_separator(text, &separators[chosen], Keep::Start)?;
     let mut good: Vec<&str> = Vec::new();
+    let mut good_lens: Vec<usize> = Vec::new();
     for s in splits {
-        if char_len(s) < m.chunk_size {
+        let len = char_len_below(s, m.chunk_size);
+        if len < m.chunk_size {
             good.push(s);
+            good_lens.push(len);
             continue;
         }
         if !good.is_empty() {
-            m.merge(&good, "", out);
+            m.merge_counted(&good, &good_lens, "", out);
             good.clear();
+            good_lens.clear();
         }
         if rest.is_empty() {
             out.push(s.to_string());
@@ -329,7 +354,7 @@ fn recursive_split(m: &Merger, text: &str, separators: &[Separator], out: &mut V
         }
     }
     if !good.is_empty() {
-        m.merge(&good, "", out);
+        m.merge_counted(&good, &good_lens, "", out);
     }
     Ok(())
 }
