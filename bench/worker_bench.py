@@ -142,16 +142,77 @@ def bench_end_to_end(rows, workers=(1, 2, 4)):
     return results
 
 
+def bench_pgai(pgai, rows, workers=(1, 4)):
+    """pgai's own worker (`pgai vectorizer worker --once`) on pgai's catalog,
+    draining the same rows through the same kind of instant server."""
+    server = EmbeddingServer(dims=8)
+    name = "bench_worker_pgai"
+    url = f"postgresql://{CONNINFO['user']}@/{name}?host={CONNINFO['host']}&port={CONNINFO['port']}"
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    results = []
+    env = {**os.environ, "OPENAI_API_KEY": "unused"}
+    try:
+        subprocess.run([pgai, "install", "-d", url], check=True, capture_output=True, env=env)
+        with connect(name) as c:
+            c.execute("CREATE TABLE blog (id int PRIMARY KEY, title text, content text)")
+            c.execute("INSERT INTO blog SELECT g, 'title ' || g, repeat('Some text about row ' || g || '. ', 12) "
+                      "FROM generate_series(1, %s) g", (rows,))
+            # An unknown model name: pgai skips tiktoken (no download).
+            c.execute("SELECT ai.create_vectorizer('blog'::regclass, "
+                      "loading => ai.loading_column('content'), "
+                      "embedding => ai.embedding_openai('m', 8, base_url => %s), "
+                      "formatting => ai.formatting_python_template('$title - $chunk'), "
+                      "destination => ai.destination_table('blog_embedding'), enqueue_existing => false)",
+                      (server.url,))
+            store = "public.blog_embedding_store"
+            for n in workers:
+                c.execute(f"TRUNCATE {store}")
+                c.execute("UPDATE blog SET content = content || '.'")
+                t = time.perf_counter()
+                subprocess.run([pgai, "vectorizer", "worker", "-d", url, "--once", "-c", str(n)],
+                               check=True, capture_output=True, env=env)
+                dt = time.perf_counter() - t
+                stored = c.execute(f"SELECT count(DISTINCT id) FROM {store}").fetchone()[0]
+                assert stored == rows, (stored, rows)
+                results.append((n, rows / dt))
+    except (subprocess.CalledProcessError, OSError) as e:
+        print(f"\npgai's worker could not run: {e} {getattr(e, 'stderr', b'')[-2000:]!r}")
+        return []
+    finally:
+        server.close()
+        with connect("postgres") as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    print(f"\npgai's worker ({pgai}), {rows} rows, same server:")
+    for n, r in results:
+        print(f"  concurrency {n}: {r:,.0f} rows/s")
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="small sizes")
     ap.add_argument("--rows", type=int, default=None)
+    ap.add_argument("--pgai", default=os.path.join(os.environ.get("PGAI_MIGRATE_HOME", "/opt/pgai_migrate"), "bench-venv", "bin", "pgai"),
+                    help="pgai's CLI (bench/run.sh installs it); skipped if missing")
+    ap.add_argument("--only", default="chunking,embedding,e2e,pgai")
     a = ap.parse_args()
     if not os.access(WORKER, os.X_OK):
         sys.exit(f"{WORKER} missing: cargo build --release -p pgai_migrate_worker")
-    bench_chunking(corpus(0.5 if a.smoke else 8))
-    bench_embedding(32 if a.smoke else 512)
-    bench_end_to_end(a.rows or (2000 if a.smoke else 100_000))
+    only = a.only.split(",")
+    rows = a.rows or (2000 if a.smoke else 100_000)
+    if "chunking" in only:
+        bench_chunking(corpus(0.5 if a.smoke else 8))
+    if "embedding" in only:
+        bench_embedding(32 if a.smoke else 512)
+    if "e2e" in only:
+        bench_end_to_end(rows)
+    if "pgai" in only:
+        if os.access(a.pgai, os.X_OK):
+            bench_pgai(a.pgai, rows)
+        else:
+            print(f"\npgai's worker: {a.pgai} not found (bench/run.sh installs it)")
 
 
 if __name__ == "__main__":

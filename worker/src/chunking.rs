@@ -433,6 +433,14 @@ mod tests {
     }
 
     #[test]
+    fn bounded_counts_are_exact_below_the_limit() {
+        assert_eq!(char_len_below("ééé", 4), 3);
+        assert_eq!(char_len_below("ééé", 3), 3);
+        assert!(char_len_below(&"é".repeat(1000), 10) >= 10);
+        assert_eq!(char_len_below(&format!("{}é", "a".repeat(9)), 11), 10);
+    }
+
+    #[test]
     fn python_strip_includes_information_separators() {
         assert_eq!(py_strip("\u{1c}\u{a0} x \u{2028}"), "x");
         assert_eq!(py_strip("\u{200b}x"), "\u{200b}x");

@@ -535,7 +535,7 @@ pub fn run(opts: Options) -> i32 {
     let opts = Arc::new(opts);
     match Worker::new(opts.clone(), stop.clone()).and_then(|mut w| w.unknown_vectorizers()) {
         Ok(unknown) if !unknown.is_empty() => {
-            eprintln!("pgai-migrate-worker: no such vectorizer: {}", unknown.join(", "));
+            eprintln!("pgai-migrate-worker: no such vectorizer (or it is disabled): {}", unknown.join(", "));
             return 2;
         }
         Ok(_) => {}
