@@ -110,9 +110,33 @@ fn key_object(row: &Map<String, Value>, pk: &[String]) -> Map<String, Value> {
     pk.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect()
 }
 
+/// Orders keys as their JSON values compare: numbers numerically, strings
+/// by code point. Only used to pick the cursor, so a type whose SQL order
+/// differs (collations, uuids as text) merely moves where the next claim
+/// starts: every key is still reached when the sweep wraps around.
+fn cmp_keys(a: &Map<String, Value>, b: &Map<String, Value>, pk: &[String]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for c in pk {
+        let o = match (a.get(c), b.get(c)) {
+            (Some(Value::Number(x)), Some(Value::Number(y))) => {
+                x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+            }
+            (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+            (x, y) => x.map(Value::to_string).cmp(&y.map(Value::to_string)),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
 /// The SQL a vectorizer's batches run, built once.
 struct Statements {
+    /// Claims the first keys in key order.
     claim: String,
+    /// Claims the keys after a cursor (`$2`, a key as jsonb).
+    claim_after: String,
     read: String,
     delete_store: Option<String>,
     insert_store: Option<String>,
@@ -157,13 +181,28 @@ impl Statements {
             }
             (None, None) => return Err("the vectorizer has neither a store table nor an embedding column".into()),
         };
-        Ok(Statements {
-            claim: format!(
+        // Key order along the queue's primary key, resuming after the last
+        // key claimed: each claim reads about one batch of the index, however
+        // long the queue (ORDER BY queued_at would sort the whole queue every
+        // time). A worker sweeps the key space and wraps around, so every
+        // queued key is reached within one sweep.
+        let cursor = v
+            .pk
+            .iter()
+            .map(|c| format!("(jsonb_populate_record(NULL::{q}, $2)).{}", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let claim = |after: &str| {
+            format!(
                 "DELETE FROM {q} q WHERE ({cols}) IN (SELECT {cols} FROM {q} \
-                   WHERE loading_retry_after IS NULL OR loading_retry_after <= now() \
-                   ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                   WHERE (loading_retry_after IS NULL OR loading_retry_after <= now()){after} \
+                   ORDER BY {cols} LIMIT $1 FOR UPDATE SKIP LOCKED) \
                  RETURNING to_jsonb(q)"
-            ),
+            )
+        };
+        Ok(Statements {
+            claim: claim(""),
+            claim_after: claim(&format!(" AND ({cols}) > ({cursor})")),
             read: format!("SELECT to_jsonb(s) FROM {src} s WHERE ({s_cols}) IN ({keys})", src = v.source),
             delete_store,
             insert_store,
@@ -205,6 +244,8 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     embedders: embed::Cache,
     active: HashMap<i32, Active>,
+    /// Per vectorizer, the last key claimed (see `Statements::claim_after`).
+    cursors: HashMap<i32, Value>,
     has_errors_table: bool,
 }
 
@@ -226,7 +267,15 @@ impl Worker {
         let mut client = connect(&opts.db)?;
         let has_errors_table: bool =
             client.query_one("SELECT to_regclass('migrate.vectorizer_errors') IS NOT NULL", &[])?.get(0);
-        Ok(Worker { client, opts, stop, embedders: embed::Cache::default(), active: HashMap::new(), has_errors_table })
+        Ok(Worker {
+            client,
+            opts,
+            stop,
+            embedders: embed::Cache::default(),
+            active: HashMap::new(),
+            cursors: HashMap::new(),
+            has_errors_table,
+        })
     }
 
     fn log(&self, msg: impl AsRef<str>) {
@@ -261,7 +310,10 @@ impl Worker {
                 }
                 self.activate(v.clone());
                 while !self.stop.load(Ordering::Relaxed) {
+                    let from_start = !self.cursors.contains_key(&v.id);
                     match self.batch(v.id) {
+                        // Past the last key: wrap around once before calling it empty.
+                        Ok(s) if s.claimed == 0 && !from_start => continue,
                         Ok(s) if s.claimed == 0 => break,
                         Ok(s) => {
                             worked += s.claimed;
@@ -368,8 +420,11 @@ impl Worker {
         let v = &a.v;
         let mut stats = BatchStats::default();
         let mut tx = self.client.transaction()?;
-        let claimed: Vec<Map<String, Value>> = tx
-            .query(&sql.claim, &[&a.pipeline.batch_size])?
+        let rows = match self.cursors.get(&id) {
+            None => tx.query(&sql.claim, &[&a.pipeline.batch_size])?,
+            Some(after) => tx.query(&sql.claim_after, &[&a.pipeline.batch_size, after])?,
+        };
+        let claimed: Vec<Map<String, Value>> = rows
             .iter()
             .filter_map(|r| match r.get::<_, Value>(0) {
                 Value::Object(o) => Some(o),
@@ -377,6 +432,12 @@ impl Worker {
             })
             .collect();
         stats.claimed = claimed.len();
+        // The highest key claimed (RETURNING order is not key order).
+        let last = claimed.iter().map(|k| key_object(k, &v.pk)).max_by(|a, b| cmp_keys(a, b, &v.pk));
+        match last {
+            Some(k) => self.cursors.insert(id, Value::Object(k)),
+            None => self.cursors.remove(&id),
+        };
         if claimed.is_empty() {
             tx.commit()?;
             return Ok(stats);
