@@ -258,7 +258,13 @@ pub struct BatchStats {
 
 pub fn connect(db: &str) -> Result<Client, postgres::Error> {
     let mut client = Client::connect(db, NoTls)?;
-    client.batch_execute("SET search_path = pg_catalog, pg_temp; SET application_name = 'pgai-migrate-worker'")?;
+    // Every statement the worker runs looks keys up through an index (the
+    // queue's and source's primary keys, the store's unique key). A store
+    // that is filling up has stale statistics, and the planner would then
+    // scan it whole for each batch's delete: steer it to the indexes.
+    client.batch_execute(
+        "SET search_path = pg_catalog, pg_temp; SET application_name = 'pgai-migrate-worker'; SET enable_seqscan = off",
+    )?;
     Ok(client)
 }
 
