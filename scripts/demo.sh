@@ -39,6 +39,9 @@ psql_db -f examples/demo/002_blog_vectorizer.down.sql
 psql_db -c "SELECT count(*) AS managed_relations FROM migrate.managed_tables()" \
         -c "SELECT id, vectorizer_name, operation, label, drop_all FROM migrate.revision ORDER BY id"
 
+step "the worker: embeddings with the local model (DEMO_EMBEDDING=openai uses OpenAI), then semantic searches"
+examples/worker/search.sh "$DB"
+
 cat <<MSG
 
 The server is still running. Connect with:

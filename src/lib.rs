@@ -47,6 +47,7 @@ extension_sql_file!(
     name = "helpers",
     requires = ["catalog"]
 );
+extension_sql_file!("../sql/worker.sql", name = "worker", requires = ["catalog"]);
 extension_sql_file!(
     "../sql/call_forms.sql",
     name = "call_forms",

@@ -54,7 +54,8 @@ struct Vectorizer {
     owner: pg_sys::Oid,
     keys: Vec<KeyColumn>,
     enqueue: pg_sys::SPIPlanPtr,
-    forget: pg_sys::SPIPlanPtr,
+    dequeue: pg_sys::SPIPlanPtr,
+    forget_store: Option<pg_sys::SPIPlanPtr>,
     truncate: CString,
     orphans: CString,
 }
@@ -65,7 +66,10 @@ impl Drop for Vectorizer {
         // here, when the last reference (a running trigger holds one) goes.
         unsafe {
             pg_sys::SPI_freeplan(self.enqueue);
-            pg_sys::SPI_freeplan(self.forget);
+            pg_sys::SPI_freeplan(self.dequeue);
+            if let Some(p) = self.forget_store {
+                pg_sys::SPI_freeplan(p);
+            }
         }
     }
 }
@@ -150,7 +154,7 @@ pub fn _vectorizer_trigger<'a>(
     let _owner = AsRole::new(v.owner, true);
     match trigger.op()? {
         PgTriggerOperation::Insert => execute(v.enqueue, keys(data.tg_trigtuple)),
-        PgTriggerOperation::Delete => execute(v.forget, keys(data.tg_trigtuple)),
+        PgTriggerOperation::Delete => forget(v, keys(data.tg_trigtuple)),
         PgTriggerOperation::Update => {
             let old = keys(data.tg_trigtuple);
             let new = keys(data.tg_newtuple);
@@ -164,7 +168,7 @@ pub fn _vectorizer_trigger<'a>(
                 }
             });
             if moved {
-                execute(v.forget, old);
+                forget(v, old);
             }
             execute(v.enqueue, new);
         }
@@ -184,6 +188,15 @@ pub fn _vectorizer_trigger<'a>(
         }
     }
     Ok(None)
+}
+
+/// The queue row first (waiting for a worker that holds the key), then,
+/// in a later statement that sees what that worker stored, the store rows.
+fn forget(v: &Vectorizer, key: Vec<pg_sys::Datum>) {
+    execute(v.dequeue, key.clone());
+    if let Some(forget_store) = v.forget_store {
+        execute(forget_store, key);
+    }
 }
 
 fn execute(plan: pg_sys::SPIPlanPtr, mut values: Vec<pg_sys::Datum>) {
@@ -310,7 +323,8 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         source,
         owner: oid(1),
         enqueue: prepare(&sql.enqueue, &mut types),
-        forget: prepare(&sql.forget, &mut types),
+        dequeue: prepare(&sql.dequeue, &mut types),
+        forget_store: sql.forget_store.as_deref().map(|q| prepare(q, &mut types)),
         truncate: CString::new(sql.truncate).expect("no NUL in SQL"),
         orphans: CString::new(sql.orphans).expect("no NUL in SQL"),
         keys,

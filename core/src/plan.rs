@@ -630,11 +630,14 @@ pub struct TriggerStatements {
     /// commits, and a worker already holding it makes us wait and then
     /// queue the key anew.
     pub enqueue: String,
-    /// Forget a key (deleted, or moved away by an UPDATE of the key): its
-    /// store rows, and its queue row unless a row with that key exists now
-    /// (another row of the same statement took it: `SET id = id + 1` with
-    /// a deferrable key), in one statement.
-    pub forget: String,
+    /// Forget a key (deleted, or moved away by an UPDATE of the key), in
+    /// two statements run in this order: first its queue row, unless a row
+    /// with that key exists now (another row of the same statement took
+    /// it: `SET id = id + 1` with a deferrable key) — this waits for a
+    /// worker holding the key to commit — then, with a new snapshot that
+    /// sees what that worker stored, its store rows.
+    pub dequeue: String,
+    pub forget_store: Option<String>,
     /// Empty the store and the queue.
     pub truncate: String,
     /// Forget every key that no longer holds a row of the source (after a
@@ -667,15 +670,10 @@ pub fn trigger_statements(
         enqueue: format!(
             "INSERT INTO {queue} AS q ({cols}) VALUES ({params}) ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false"
         ),
-        forget: {
-            let dequeue = format!(
-                "DELETE FROM {queue} WHERE {matches} AND NOT EXISTS (SELECT FROM {source} WHERE {matches})"
-            );
-            match store {
-                Some(store) => format!("WITH gone AS (DELETE FROM {store} WHERE {matches}) {dequeue}"),
-                None => dequeue,
-            }
-        },
+        dequeue: format!(
+            "DELETE FROM {queue} WHERE {matches} AND NOT EXISTS (SELECT FROM {source} WHERE {matches})"
+        ),
+        forget_store: store.map(|store| format!("DELETE FROM {store} WHERE {matches}")),
         orphans: {
             let gone = |t: &str| {
                 let m = keys

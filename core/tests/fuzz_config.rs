@@ -1070,7 +1070,8 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
             .as_deref(),
         &keys,
     );
-    out.extend([statements.enqueue, statements.forget, statements.truncate, statements.orphans]);
+    out.extend([statements.enqueue, statements.dequeue, statements.truncate, statements.orphans]);
+    out.extend(statements.forget_store);
     out
 }
 

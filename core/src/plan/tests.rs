@@ -267,7 +267,8 @@ fn key_equality_is_the_pinned_operator_with_casts() {
     let key = crate::KeyColumn::from(source.column("id").unwrap());
     let t = super::trigger_statements("\"public\".\"docs\"", "\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
     let m = "(\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text";
-    assert_eq!(t.forget, format!("WITH gone AS (DELETE FROM \"public\".\"s\" WHERE {m}) DELETE FROM \"migrate\".\"q\" WHERE {m} AND NOT EXISTS (SELECT FROM \"public\".\"docs\" WHERE {m})"));
+    assert_eq!(t.dequeue, format!("DELETE FROM \"migrate\".\"q\" WHERE {m} AND NOT EXISTS (SELECT FROM \"public\".\"docs\" WHERE {m})"));
+    assert_eq!(t.forget_store, Some(format!("DELETE FROM \"public\".\"s\" WHERE {m}")));
     assert_eq!(t.enqueue, "INSERT INTO \"migrate\".\"q\" AS q (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false");
     assert_eq!(t.truncate, "TRUNCATE \"public\".\"s\", \"migrate\".\"q\"");
     assert_eq!(p.ddl_search_path, "pg_catalog, pg_temp");

@@ -1,0 +1,173 @@
+//! Embedding providers behind one interface, built from a vectorizer's
+//! `embedding` config.
+
+pub mod http;
+pub mod local;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{json, Map};
+
+use crate::config::Embedding;
+use http::{Api, HttpEmbedder, HttpSettings};
+
+pub enum Embedder {
+    Local(Arc<local::MiniLm>),
+    Http(HttpEmbedder),
+}
+
+impl Embedder {
+    pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Embedder::Local(m) => m.embed(texts),
+            Embedder::Http(h) => h.embed(texts),
+        }
+    }
+}
+
+/// The local model is loaded once per process and shared.
+fn shared_minilm() -> Result<Arc<local::MiniLm>, String> {
+    static MODEL: OnceLock<Mutex<Option<Arc<local::MiniLm>>>> = OnceLock::new();
+    let mut slot = MODEL.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = slot.as_ref() {
+        return Ok(m.clone());
+    }
+    let m = Arc::new(local::MiniLm::load()?);
+    *slot = Some(m.clone());
+    Ok(m)
+}
+
+fn api_key(name: &str, required: bool) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        _ if required => Err(format!("the API key environment variable {name} is not set")),
+        _ => Ok(None),
+    }
+}
+
+/// Builds the provider a config names; an error here is the key's error
+/// (unsupported provider, missing API key, weights not found).
+pub fn build(cfg: &Embedding) -> Result<Embedder, String> {
+    let settings = HttpSettings::from_env();
+    match cfg {
+        Embedding::SentenceTransformers { model, dimensions } => {
+            if !local::is_local_model(model) {
+                return Err(format!(
+                    "sentence_transformers model {model:?} is not available in this worker; it runs \"{}\" only",
+                    local::MODEL
+                ));
+            }
+            if *dimensions != local::DIMENSIONS as i64 {
+                return Err(format!("{} has {} dimensions, the vectorizer expects {dimensions}", local::MODEL, local::DIMENSIONS));
+            }
+            Ok(Embedder::Local(shared_minilm()?))
+        }
+        Embedding::OpenAi { model, dimensions, user, api_key_name, base_url } => {
+            let mut body = Map::new();
+            body.insert("model".into(), json!(model));
+            body.insert("encoding_format".into(), json!("float"));
+            if let Some(d) = dimensions {
+                // ada-002 has a fixed size and refuses the parameter.
+                if model != "text-embedding-ada-002" {
+                    body.insert("dimensions".into(), json!(d));
+                }
+            }
+            if let Some(u) = user {
+                body.insert("user".into(), json!(u));
+            }
+            let base = base_url
+                .clone()
+                .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
+                .unwrap_or_else(|| "https://api.openai.com/v1".into());
+            // A self-hosted OpenAI-compatible server may need no key.
+            let key = api_key(api_key_name, base_url.is_none())?;
+            Ok(Embedder::Http(HttpEmbedder::new(Api::OpenAi, &base, key, body, dimensions.map(|d| d as usize), settings)))
+        }
+        Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
+            let mut body = Map::new();
+            body.insert("model".into(), json!(model));
+            if let Some(o) = options {
+                body.insert("options".into(), o.clone());
+            }
+            if let Some(k) = keep_alive {
+                body.insert("keep_alive".into(), json!(k));
+            }
+            let base = base_url
+                .clone()
+                .or_else(|| std::env::var("OLLAMA_HOST").ok())
+                .unwrap_or_else(|| "http://localhost:11434".into());
+            let base = if base.contains("://") { base } else { format!("http://{base}") };
+            Ok(Embedder::Http(HttpEmbedder::new(Api::Ollama, &base, None, body, Some(*dimensions as usize), settings)))
+        }
+        Embedding::VoyageAi { model, dimensions, input_type, api_key_name } => {
+            let mut body = Map::new();
+            body.insert("model".into(), json!(model));
+            if let Some(t) = input_type {
+                body.insert("input_type".into(), json!(t));
+            }
+            let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
+            let key = api_key(api_key_name, true)?;
+            Ok(Embedder::Http(HttpEmbedder::new(Api::VoyageAi, &base, key, body, Some(*dimensions as usize), settings)))
+        }
+        Embedding::Unsupported(imp) => {
+            Err(format!("embedding implementation {imp:?} is not supported by this worker (supported: openai, ollama, voyageai, sentence_transformers with {})", local::MODEL))
+        }
+    }
+}
+
+/// Providers built so far, by config: one HTTP agent per config, one model
+/// per process. A failed build is not cached (the environment may change).
+#[derive(Default)]
+pub struct Cache {
+    built: HashMap<String, Arc<Embedder>>,
+}
+
+impl Cache {
+    pub fn get(&mut self, cfg: &Embedding) -> Result<Arc<Embedder>, String> {
+        let key = format!("{cfg:?}");
+        if let Some(e) = self.built.get(&key) {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(build(cfg)?);
+        self.built.insert(key, e.clone());
+        Ok(e)
+    }
+}
+
+/// pgvector's text form: `[0.1,0.2,…]` (shortest round-trip decimals).
+pub fn vector_text(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 12 + 2);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push(']');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_print_in_pgvector_text_form() {
+        assert_eq!(vector_text(&[0.5, -1.0, 1e-7]), "[0.5,-1,0.0000001]");
+    }
+
+    #[test]
+    fn unsupported_providers_are_clear_errors() {
+        let e = build(&Embedding::Unsupported("litellm".into())).err().unwrap();
+        assert!(e.contains("\"litellm\" is not supported"), "{e}");
+        let e = build(&Embedding::SentenceTransformers { model: "nomic-ai/nomic-embed-text-v1.5".into(), dimensions: 768 })
+            .err()
+            .unwrap();
+        assert!(e.contains("not available"), "{e}");
+    }
+}

@@ -1,0 +1,172 @@
+//! `pgai-migrate-worker`: computes the embeddings of pgai_migrate
+//! vectorizers (`run`), and exposes the same chunking (`chunk`) and
+//! embedding (`embed`) on the command line.
+
+mod chunking;
+mod config;
+mod embed;
+mod pipeline;
+mod template;
+mod worker;
+
+use std::io::{BufRead, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+
+#[derive(Parser)]
+#[command(name = "pgai-migrate-worker", version, about = "The embedding worker for pgai_migrate vectorizers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drain the queues of every enabled vectorizer (or only those named).
+    Run {
+        /// libpq-style connection string or postgresql:// URL.
+        #[arg(long, env = "PGAI_MIGRATE_DB")]
+        db: String,
+        /// Drain what is claimable now and exit.
+        #[arg(long)]
+        once: bool,
+        /// A vectorizer name or id; repeatable. Default: all enabled.
+        #[arg(long = "vectorizer")]
+        vectorizers: Vec<String>,
+        /// Worker threads, each with its own connection.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Seconds between polls of empty queues (without --once).
+        #[arg(long, default_value_t = 5.0)]
+        poll_interval: f64,
+        /// Seconds before a failed key's first retry; doubles per attempt (max 1 hour).
+        #[arg(long, default_value_t = 10.0)]
+        retry_delay: f64,
+        /// Print one line per batch.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Read one document on stdin, print its chunks as a JSON array.
+    Chunk {
+        /// A vectorizer config, or just {"chunking": …, "formatting": …}.
+        #[arg(long)]
+        config: String,
+        /// The source row's columns (JSON object) for python_template.
+        #[arg(long)]
+        row: Option<String>,
+        /// Read one JSON string per line; print one JSON array per line.
+        #[arg(long)]
+        jsonl: bool,
+        /// Print the time spent chunking and formatting (not reading,
+        /// parsing or printing JSON) on stderr.
+        #[arg(long)]
+        timing: bool,
+    },
+    /// Print one vector per text, in pgvector's text form.
+    Embed {
+        /// A vectorizer config, or just {"embedding": …}.
+        #[arg(long)]
+        config: String,
+        /// Also read texts from stdin, one JSON string per line.
+        #[arg(long)]
+        jsonl: bool,
+        texts: Vec<String>,
+    },
+}
+
+fn parse_config(s: &str) -> Result<config::Pipeline, String> {
+    let v: Value = serde_json::from_str(s).map_err(|e| format!("--config: not JSON: {e}"))?;
+    config::Pipeline::from_json(&v)
+}
+
+fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), String> {
+    let v: Value = serde_json::from_str(cfg).map_err(|e| format!("--config: not JSON: {e}"))?;
+    let pipeline = config::Pipeline::from_json(&v)?;
+    let splitter = chunking::Splitter::new(&pipeline.chunking)?;
+    let formatted = v.get("formatting").is_some();
+    let prepared = pipeline::Prepared::new(&pipeline, false);
+    let row: Map<String, Value> = match row {
+        None => Map::new(),
+        Some(r) => match serde_json::from_str(r).map_err(|e| format!("--row: not JSON: {e}"))? {
+            Value::Object(o) => o,
+            _ => return Err("--row: expected a JSON object".into()),
+        },
+    };
+    let spent = std::cell::Cell::new(Duration::ZERO);
+    let one = |text: &str| -> Result<String, String> {
+        let start = std::time::Instant::now();
+        let chunks = splitter.split(text)?;
+        let chunks = if formatted { prepared.format(chunks, &row).map_err(|f| f.message)? } else { chunks };
+        spent.set(spent.get() + start.elapsed());
+        serde_json::to_string(&chunks).map_err(|e| e.to_string())
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if jsonl {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            let text: String = serde_json::from_str(&line).map_err(|e| format!("stdin: not a JSON string: {e}"))?;
+            writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
+        }
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("stdin: {e}"))?;
+        writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
+    }
+    if timing {
+        eprintln!("chunking_seconds={:.6}", spent.get().as_secs_f64());
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
+fn embed_cmd(cfg: &str, jsonl: bool, mut texts: Vec<String>) -> Result<(), String> {
+    let pipeline = parse_config(cfg)?;
+    let embedding = pipeline.embedding.ok_or("--config has no embedding")?;
+    if jsonl {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            texts.push(serde_json::from_str(&line).map_err(|e| format!("stdin: not a JSON string: {e}"))?);
+        }
+    }
+    let vectors = embed::build(&embedding)?.embed(&texts)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for v in vectors {
+        writeln!(out, "{}", embed::vector_text(&v)).map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s >= 0.0 { s } else { 0.0 })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Run { db, once, vectorizers, concurrency, poll_interval, retry_delay, verbose } => {
+            let code = worker::run(worker::Options {
+                db,
+                once,
+                vectorizers,
+                concurrency,
+                poll: seconds(poll_interval),
+                retry_delay: seconds(retry_delay),
+                verbose,
+            });
+            return ExitCode::from(code as u8);
+        }
+        Command::Chunk { config, row, jsonl, timing } => chunk(&config, row.as_deref(), jsonl, timing),
+        Command::Embed { config, jsonl, texts } => embed_cmd(&config, jsonl, texts),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgai-migrate-worker: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
