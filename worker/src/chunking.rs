@@ -177,8 +177,11 @@ pub fn py_strip(s: &str) -> &str {
 /// The length in code points if it is below `limit`, else some value
 /// ≥ `limit` (counting stops early: long pieces are only compared).
 fn char_len_below(s: &str, limit: usize) -> usize {
-    if s.len() < limit || s.is_ascii() {
+    if s.len() < limit {
         return char_len(s);
+    }
+    if s.len() >= limit.saturating_mul(4) {
+        return s.len() / 4; // at most 4 bytes a code point: surely ≥ limit
     }
     // Every code point is at most 4 bytes: count a prefix that surely
     // holds `limit` code points.
