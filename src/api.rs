@@ -144,6 +144,8 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
                 "SELECT NOT pg_catalog.has_table_privilege(r.oid, $2, 'SELECT') FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
                 &[g.role.as_str().into(), relid.into()],
             ),
+            // The column is created by this call: nobody holds it yet.
+            GrantTarget::EmbeddingColumn(_) => Some(true),
             GrantTarget::Schema(schema) => {
                 let ok = *grantable.entry(schema.as_str()).or_insert_with(|| {
                     let ok = schema == EXTENSION_SCHEMA
@@ -415,6 +417,15 @@ pub fn drop_vectorizer_by_name(
         match &grant.target {
             GrantTarget::Source => {
                 if let Some(src) = &source {
+                    revokes.push(grant.revoke_sql(src));
+                }
+            }
+            GrantTarget::EmbeddingColumn(column) => {
+                let present = one::<bool>(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
+                    &[existing.source.into(), column.as_str().into()],
+                ) == Some(true);
+                if let (Some(src), true) = (&source, present) {
                     revokes.push(grant.revoke_sql(src));
                 }
             }

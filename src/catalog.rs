@@ -369,13 +369,14 @@ pub fn insert(
     );
 }
 
-/// Whether another vectorizer recorded the same shared grant (for a
-/// source grant: on the same source), so a drop must leave it.
+/// Whether another vectorizer recorded the same shared grant (for a grant
+/// on the source or one of its columns: on the same source), so a drop
+/// must leave it.
 pub fn grant_still_needed(id: i32, source: pg_sys::Oid, grant: &Value) -> bool {
     one::<bool>(
         "SELECT EXISTS (SELECT FROM migrate.vectorizer v WHERE v.id OPERATOR(pg_catalog.<>) $1
                           AND v.grants OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array($3::pg_catalog.jsonb)
-                          AND ($3::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'on' OPERATOR(pg_catalog.<>) 'source'
+                          AND ($3::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'on' OPERATOR(pg_catalog.=) 'schema'
                                OR v.source::pg_catalog.oid OPERATOR(pg_catalog.=) $2))",
         &[id.into(), source.into(), JsonB(grant.clone()).into()],
     ) == Some(true)

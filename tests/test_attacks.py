@@ -325,3 +325,15 @@ def test_dump_and_restore_keep_the_pinned_bindings(planted_varchar_eq, db, dbnam
         assert evidence(c) == []
         c.execute("INSERT INTO docs VALUES ('z', 't', 'x')")
         assert queued(c) == ["z"]
+
+
+def test_grant_to_for_a_column_destination_lets_the_worker_write_the_column_only_while_it_exists(db, roles):
+    worker = roles("worker")
+    create_blog(db)
+    create_vectorizer(db, {**BLOG_CONFIG, "grant_to": [worker], "chunking": {"implementation": "none"},
+                           "destination": {"implementation": "column", "embedding_column": "emb"}})
+    can = "SELECT has_column_privilege(%s, 'blog', 'emb', 'UPDATE'), has_column_privilege(%s, 'blog', 'content', 'UPDATE')"
+    assert db.execute(can, (worker, worker)).fetchone() == (True, False)
+    db.execute("SELECT migrate.drop_vectorizer('blog_content_embedder')")
+    # The column stays (it is part of the table); the privilege goes.
+    assert db.execute(can, (worker, worker)).fetchone() == (False, False)

@@ -99,6 +99,9 @@ pub enum GrantTarget {
     Source,
     /// USAGE on a schema.
     Schema(String),
+    /// UPDATE of a column destination's embedding column on the source
+    /// (new with the vectorizer, so always granted, and revoked by drop).
+    EmbeddingColumn(String),
 }
 
 /// A privilege on an object shared with others, for a `grant_to` role.
@@ -122,6 +125,7 @@ impl SharedGrant {
         match &self.target {
             GrantTarget::Source => format!("SELECT ON {source}"),
             GrantTarget::Schema(s) => format!("USAGE ON SCHEMA {}", quote_ident(s)),
+            GrantTarget::EmbeddingColumn(c) => format!("UPDATE ({}) ON {source}", quote_ident(c)),
         }
     }
 
@@ -132,6 +136,9 @@ impl SharedGrant {
             GrantTarget::Schema(s) => {
                 json!({"on": "schema", "schema": s, "privilege": "USAGE", "role": self.role})
             }
+            GrantTarget::EmbeddingColumn(c) => {
+                json!({"on": "column", "column": c, "privilege": "UPDATE", "role": self.role})
+            }
         }
     }
 
@@ -140,6 +147,7 @@ impl SharedGrant {
         let target = match v.get("on")?.as_str()? {
             "source" => GrantTarget::Source,
             "schema" => GrantTarget::Schema(v.get("schema")?.as_str()?.to_string()),
+            "column" => GrantTarget::EmbeddingColumn(v.get("column")?.as_str()?.to_string()),
             _ => return None,
         };
         Some(SharedGrant { target, role })
@@ -423,6 +431,13 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
             target: GrantTarget::Source,
             role: role.clone(),
         });
+        // A worker writes a column destination's embeddings into the source.
+        if let Some(col) = &embedding_column {
+            shared_grants.push(SharedGrant {
+                target: GrantTarget::EmbeddingColumn(col.clone()),
+                role: role.clone(),
+            });
+        }
         if let Some(s) = &store {
             after_queue.push(format!(
                 "GRANT {STORE_PRIVILEGES} ON {} TO {r}",
