@@ -82,7 +82,7 @@ struct Firing {
 }
 
 thread_local! {
-    static VECTORIZERS: RefCell<HashMap<i32, Option<Rc<Vectorizer>>>> = RefCell::new(HashMap::new());
+    static VECTORIZERS: RefCell<HashMap<i32, Rc<Vectorizer>>> = RefCell::new(HashMap::new());
     static FIRINGS: RefCell<HashMap<(i32, pg_sys::Oid), Rc<Firing>>> = RefCell::new(HashMap::new());
     /// Set by the relcache invalidation callback: a relation changed
     /// (renamed, dropped, altered), so plans are made anew at the next call.
@@ -269,7 +269,7 @@ fn firing(id: i32, relid: pg_sys::Oid) -> Option<Rc<Firing>> {
 
 fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
     if let Some(v) = VECTORIZERS.with(|v| v.borrow().get(&id).cloned()) {
-        return v;
+        return Some(v);
     }
     let _elevated = AsRole::new(crate::catalog::extension_owner(), false);
     let rows = query(
@@ -284,8 +284,9 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
          WHERE v.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4",
         &[pg_sys::Oid::from(id as u32)],
     );
+    // Not cached when missing: a data-only restore may add the row later
+    // without any invalidation reaching this backend.
     let Some(row) = rows.first() else {
-        VECTORIZERS.with(|v| v.borrow_mut().insert(id, None));
         return None;
     };
     let oid = |i: usize| pg_sys::Oid::from(row[i].as_deref().unwrap_or("0").parse::<u32>().unwrap_or(0));
@@ -329,7 +330,7 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         orphans: CString::new(sql.orphans).expect("no NUL in SQL"),
         keys,
     });
-    VECTORIZERS.with(|m| m.borrow_mut().insert(id, Some(v.clone())));
+    VECTORIZERS.with(|m| m.borrow_mut().insert(id, v.clone()));
     Some(v)
 }
 
