@@ -20,7 +20,12 @@ use crate::spi::{one, run, set_search_path};
 /// JSON document; returns its id. The jsonb form passes its text here:
 /// reading the text ourselves lets a too-deeply nested document fail as a
 /// config error.
-#[pg_extern(volatile, parallel_unsafe, schema = "migrate", name = "create_vectorizer")]
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    schema = "migrate",
+    name = "create_vectorizer"
+)]
 pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     let Some(config) = config else {
         raise(ConfigError::new(
@@ -45,7 +50,12 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
         "SELECT pg_catalog.current_setting('transaction_isolation')",
         &[],
     );
-    if config.enqueue_existing && matches!(isolation.as_deref(), Some("repeatable read" | "serializable")) {
+    if config.enqueue_existing
+        && matches!(
+            isolation.as_deref(),
+            Some("repeatable read" | "serializable")
+        )
+    {
         raise(
             ConfigError::new(
                 ErrorKind::ObjectState,
@@ -170,9 +180,7 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
         };
         // Held because another vectorizer granted it: record it too, so
         // the privilege stays until the last vectorizer needing it goes.
-        if missing == Some(true)
-            || catalog::grant_still_needed(id, relid, &g.to_json())
-        {
+        if missing == Some(true) || catalog::grant_still_needed(id, relid, &g.to_json()) {
             shared_grants.push((g, missing == Some(true)));
         }
     }
@@ -306,7 +314,12 @@ fn check_schema(path: &str, schema: &str) {
 
 /// Remove a vectorizer: its triggers, queue and failed queue and catalog
 /// row; with `drop_all` also its view and store table.
-#[pg_extern(volatile, parallel_unsafe, schema = "migrate", name = "drop_vectorizer")]
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    schema = "migrate",
+    name = "drop_vectorizer"
+)]
 pub fn drop_vectorizer_by_name(
     name: Option<&str>,
     drop_all: default!(Option<bool>, false),
@@ -403,14 +416,23 @@ pub fn drop_vectorizer_by_name(
             .collect();
         let kept_view = existing.view.and_then(&mut by_oid);
         let kept_store = existing.store.and_then(&mut by_oid);
-        revokes.extend(revoke_kept_sql(kept_store.as_ref(), kept_view.as_ref(), &roles));
+        revokes.extend(revoke_kept_sql(
+            kept_store.as_ref(),
+            kept_view.as_ref(),
+            &roles,
+        ));
     }
-    let recorded = existing.row["grants"].as_array().cloned().unwrap_or_default();
+    let recorded = existing.row["grants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !recorded.is_empty() {
         catalog::lock_grants();
     }
     for g in &recorded {
-        let Some(grant) = SharedGrant::from_json(g) else { continue };
+        let Some(grant) = SharedGrant::from_json(g) else {
+            continue;
+        };
         if !live_role(&grant.role) || catalog::grant_still_needed(existing.id, existing.source, g) {
             continue;
         }
@@ -444,12 +466,7 @@ pub fn drop_vectorizer_by_name(
         // The catalog row goes first, so the sql_drop event trigger sees
         // these objects as no one's.
         catalog::delete(existing.id);
-        for sql in drop_sql(
-            &triggers,
-            &queues,
-            view.as_ref(),
-            store.as_ref(),
-        ) {
+        for sql in drop_sql(&triggers, &queues, view.as_ref(), store.as_ref()) {
             run(&sql);
         }
         catalog::record_revision(

@@ -55,7 +55,9 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
     for row in rows.as_array().into_iter().flatten() {
         let oid = |v: &Value| v.as_u64().map(|o| pg_sys::Oid::from(o as u32));
         let id = row["id"].as_i64().unwrap_or_default() as i32;
-        let Some(source) = oid(&row["source"]) else { continue };
+        let Some(source) = oid(&row["source"]) else {
+            continue;
+        };
         // regclass text under the fixed search_path: schema-qualified,
         // quoted only where needed, as create recorded it.
         let Some(source_name) = one::<String>(
@@ -66,7 +68,9 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
         };
         let relids = &row["relids"];
         let mut rel = |i: usize| oid(&relids[i]).and_then(|o| relation_name(o, &mut schemas));
-        let (Some(queue), Some(failed_queue)) = (rel(0), rel(1)) else { continue };
+        let (Some(queue), Some(failed_queue)) = (rel(0), rel(1)) else {
+            continue;
+        };
         let (store, view) = (rel(2), rel(3));
         let recorded = Recorded {
             name: row["name"].as_str().unwrap_or_default().to_string(),
@@ -239,17 +243,23 @@ fn _vectorizer_partitions() {
             let Some(leaf) = text(*leaf) else { continue };
             {
                 let _ext = AsRole::new(extension_owner(), false);
-                run(&pgai_migrate_core::plan::partition_trigger_ddl(id, &name, &leaf));
+                run(&pgai_migrate_core::plan::partition_trigger_ddl(
+                    id, &name, &leaf,
+                ));
             }
             let _owner = AsRole::new(owner, true);
-            run(&pgai_migrate_core::plan::queue_rows_sql(queue, &leaf, &keys));
+            run(&pgai_migrate_core::plan::queue_rows_sql(
+                queue, &leaf, &keys,
+            ));
         }
         for leaf in was.iter().filter(|l| !now.contains(l)) {
             match text(*leaf) {
                 Some(detached) => {
                     {
                         let _owner = AsRole::new(owner, true);
-                        run(&pgai_migrate_core::plan::forget_rows_sql(queue, store, &detached, &keys));
+                        run(&pgai_migrate_core::plan::forget_rows_sql(
+                            queue, store, &detached, &keys,
+                        ));
                     }
                     let _ext = AsRole::new(extension_owner(), false);
                     run(&format!(

@@ -116,7 +116,9 @@ fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
     unreachable!("ERROR does not return")
 }
 
-#[pg_trigger(sql = "CREATE FUNCTION migrate._vectorizer_trigger() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_vectorizer_trigger_wrapper';")]
+#[pg_trigger(
+    sql = "CREATE FUNCTION migrate._vectorizer_trigger() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_vectorizer_trigger_wrapper';"
+)]
 pub fn _vectorizer_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
@@ -158,15 +160,19 @@ pub fn _vectorizer_trigger<'a>(
         PgTriggerOperation::Update => {
             let old = keys(data.tg_trigtuple);
             let new = keys(data.tg_newtuple);
-            let moved = old.iter().zip(&new).zip(&firing.attnums).any(|((o, n), &attnum)| {
-                // SAFETY: attnum is a column of this tuple descriptor.
-                unsafe {
-                    let att = pg_sys::TupleDescAttr(tupdesc, attnum.get() as i32 - 1);
-                    !pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
-                        datum_image_eq(*o, *n, (*att).attbyval, (*att).attlen as i32)
-                    })
-                }
-            });
+            let moved = old
+                .iter()
+                .zip(&new)
+                .zip(&firing.attnums)
+                .any(|((o, n), &attnum)| {
+                    // SAFETY: attnum is a column of this tuple descriptor.
+                    unsafe {
+                        let att = pg_sys::TupleDescAttr(tupdesc, attnum.get() as i32 - 1);
+                        !pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
+                            datum_image_eq(*o, *n, (*att).attbyval, (*att).attlen as i32)
+                        })
+                    }
+                });
             if moved {
                 forget(v, old);
             }
@@ -175,7 +181,11 @@ pub fn _vectorizer_trigger<'a>(
         PgTriggerOperation::Truncate => {
             // The source itself: empty everything. One partition: forget
             // the keys that no longer hold a row.
-            let statement = if relid == v.source { &v.truncate } else { &v.orphans };
+            let statement = if relid == v.source {
+                &v.truncate
+            } else {
+                &v.orphans
+            };
             // SAFETY: plain SPI calls on a NUL-terminated statement.
             unsafe {
                 pg_sys::SPI_connect();
@@ -289,7 +299,8 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
     let Some(row) = rows.first() else {
         return None;
     };
-    let oid = |i: usize| pg_sys::Oid::from(row[i].as_deref().unwrap_or("0").parse::<u32>().unwrap_or(0));
+    let oid =
+        |i: usize| pg_sys::Oid::from(row[i].as_deref().unwrap_or("0").parse::<u32>().unwrap_or(0));
     let (Some(qschema), Some(qname)) = (&row[3], &row[4]) else {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -307,7 +318,12 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         row[7].as_deref().unwrap_or_default(),
         row[8].as_deref().unwrap_or_default(),
     );
-    let sql = trigger_statements(&source_sql, &qualified(qschema, qname), store.as_deref(), &keys);
+    let sql = trigger_statements(
+        &source_sql,
+        &qualified(qschema, qname),
+        store.as_deref(),
+        &keys,
+    );
     let source = oid(0);
     let mut types: Vec<pg_sys::Oid> = keys
         .iter()

@@ -34,9 +34,14 @@ fn upgrade_from_0_1_0() {
     for row in rows.as_array().into_iter().flatten() {
         let oid = |v: &Value| v.as_u64().map(|o| pg_sys::Oid::from(o as u32));
         let id = row["id"].as_i64().unwrap_or_default() as i32;
-        let base = row["trigger_function"].as_str().unwrap_or_default().to_string();
+        let base = row["trigger_function"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let function = qualified(row["trigger_schema"].as_str().unwrap_or_default(), &base);
-        let Some(relid) = oid(&row["source"]) else { continue };
+        let Some(relid) = oid(&row["source"]) else {
+            continue;
+        };
         if catalog::relation_name(relid, &mut schemas).is_none() {
             // The source is gone, and its triggers with it.
             run(&format!("DROP FUNCTION IF EXISTS {function}()"));
@@ -84,7 +89,10 @@ fn upgrade_from_0_1_0() {
             &[
                 id.into(),
                 JsonB(Value::Array(pk)).into(),
-                read.iter().map(|c| c.name.clone()).collect::<Vec<_>>().into(),
+                read.iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>()
+                    .into(),
             ],
         );
     }

@@ -118,7 +118,11 @@ impl SharedGrant {
     }
 
     pub fn revoke_sql(&self, source: &str) -> String {
-        format!("REVOKE {} FROM {}", self.what(source), quote_ident(&self.role))
+        format!(
+            "REVOKE {} FROM {}",
+            self.what(source),
+            quote_ident(&self.role)
+        )
     }
 
     fn what(&self, source: &str) -> String {
@@ -132,7 +136,9 @@ impl SharedGrant {
     /// How the catalog records it.
     pub fn to_json(&self) -> Value {
         match &self.target {
-            GrantTarget::Source => json!({"on": "source", "privilege": "SELECT", "role": self.role}),
+            GrantTarget::Source => {
+                json!({"on": "source", "privilege": "SELECT", "role": self.role})
+            }
             GrantTarget::Schema(s) => {
                 json!({"on": "schema", "schema": s, "privilege": "USAGE", "role": self.role})
             }
@@ -156,15 +162,25 @@ impl SharedGrant {
 
 /// What a drop that keeps the store and view takes back from the
 /// `grant_to` roles on them (they were the vectorizer's to give).
-pub fn revoke_kept_sql(store: Option<&Relation>, view: Option<&Relation>, roles: &[String]) -> Vec<String> {
+pub fn revoke_kept_sql(
+    store: Option<&Relation>,
+    view: Option<&Relation>,
+    roles: &[String],
+) -> Vec<String> {
     let mut out = Vec::new();
     for role in roles {
         let r = quote_ident(role);
         if let Some(s) = store {
-            out.push(format!("REVOKE {STORE_PRIVILEGES} ON {} FROM {r}", qualified(&s.schema, &s.name)));
+            out.push(format!(
+                "REVOKE {STORE_PRIVILEGES} ON {} FROM {r}",
+                qualified(&s.schema, &s.name)
+            ));
         }
         if let Some(v) = view {
-            out.push(format!("REVOKE {VIEW_PRIVILEGES} ON {} FROM {r}", qualified(&v.schema, &v.name)));
+            out.push(format!(
+                "REVOKE {VIEW_PRIVILEGES} ON {} FROM {r}",
+                qualified(&v.schema, &v.name)
+            ));
         }
     }
     out
@@ -503,7 +519,11 @@ impl KeyColumn {
     /// class, schema-qualified, both operands cast to its input type: no
     /// other operator can match better, whatever another role creates.
     pub fn eq(&self, left: &str, right: &str) -> String {
-        let op = format!("OPERATOR({}.{})", quote_ident(&self.eq_schema), self.eq_name);
+        let op = format!(
+            "OPERATOR({}.{})",
+            quote_ident(&self.eq_schema),
+            self.eq_name
+        );
         match &self.eq_type {
             Some(t) => format!("({left})::{t} {op} ({right})::{t}"),
             None => format!("{left} {op} {right}"),
@@ -525,7 +545,11 @@ pub fn view_query(source: &SourceTable, store: &str, names: Option<&[String]>) -
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let alias = if source.primary_key.contains(&c.name) { "t" } else { "s" };
+            let alias = if source.primary_key.contains(&c.name) {
+                "t"
+            } else {
+                "s"
+            };
             let col = format!("{alias}.{}", quote_ident(&c.name));
             match names.and_then(|n| n.get(i)) {
                 Some(n) if n != &c.name => format!("{col} AS {}", quote_ident(n)),
@@ -602,7 +626,11 @@ pub fn trigger_ddl(id: i32, name: &str, src: &str, read: &[&SourceColumn]) -> Ve
 
 /// Queue every row of `rows` (a partition just attached), as `ONLY`.
 pub fn queue_rows_sql(queue: &str, rows: &str, keys: &[KeyColumn]) -> String {
-    let cols = keys.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let cols = keys
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("INSERT INTO {queue} ({cols}) SELECT {cols} FROM ONLY {rows} ON CONFLICT ({cols}) DO NOTHING")
 }
 
@@ -611,13 +639,21 @@ pub fn queue_rows_sql(queue: &str, rows: &str, keys: &[KeyColumn]) -> String {
 pub fn forget_rows_sql(queue: &str, store: Option<&str>, rows: &str, keys: &[KeyColumn]) -> String {
     let m = |t: &str| {
         keys.iter()
-            .map(|c| c.eq(&format!("{t}.{}", quote_ident(&c.name)), &format!("d.{}", quote_ident(&c.name))))
+            .map(|c| {
+                c.eq(
+                    &format!("{t}.{}", quote_ident(&c.name)),
+                    &format!("d.{}", quote_ident(&c.name)),
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     };
     let dequeue = format!("DELETE FROM {queue} q USING ONLY {rows} d WHERE {}", m("q"));
     match store {
-        Some(store) => format!("WITH gone AS (DELETE FROM {store} t USING ONLY {rows} d WHERE {}) {dequeue}", m("t")),
+        Some(store) => format!(
+            "WITH gone AS (DELETE FROM {store} t USING ONLY {rows} d WHERE {}) {dequeue}",
+            m("t")
+        ),
         None => dequeue,
     }
 }
@@ -726,7 +762,10 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
         return Err(ConfigError::new(
             ErrorKind::FeatureNotSupported,
             "source",
-            format!("the primary key of {} is not a btree index (WITHOUT OVERLAPS)", source.qualified_name),
+            format!(
+                "the primary key of {} is not a btree index (WITHOUT OVERLAPS)",
+                source.qualified_name
+            ),
         )
         .with_hint("a vectorizer identifies rows by a plain primary key"));
     }
@@ -874,7 +913,10 @@ pub fn drop_sql(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (table, name) in triggers {
-        out.push(format!("DROP TRIGGER IF EXISTS {} ON {table}", quote_ident(name)));
+        out.push(format!(
+            "DROP TRIGGER IF EXISTS {} ON {table}",
+            quote_ident(name)
+        ));
     }
     for q in queues {
         out.push(format!(

@@ -66,7 +66,9 @@ pub fn rename(template: &str, old: &str, new: &str) -> Result<String, String> {
                 i += 2;
             }
             Some(b'{') => {
-                let end = template[i + 2..].find('}').map_or(template.len(), |e| i + 2 + e);
+                let end = template[i + 2..]
+                    .find('}')
+                    .map_or(template.len(), |e| i + 2 + e);
                 let name = &template[i + 2..end.min(template.len())];
                 if name == old && end < template.len() {
                     out.push_str(&format!("${{{new}}}"));
@@ -77,7 +79,9 @@ pub fn rename(template: &str, old: &str, new: &str) -> Result<String, String> {
             }
             _ => {
                 let mut end = i + 1;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                {
                     end += 1;
                 }
                 if &template[i + 1..end] == old {
@@ -111,11 +115,17 @@ mod tests {
 
     #[test]
     fn rename_follows_a_column_rename() {
-        assert_eq!(rename("$title - ${title}: $chunk $$title $titles", "title", "headline").unwrap(),
-                   "${headline} - ${headline}: $chunk $$title $titles");
+        assert_eq!(
+            rename(
+                "$title - ${title}: $chunk $$title $titles",
+                "title",
+                "headline"
+            )
+            .unwrap(),
+            "${headline} - ${headline}: $chunk $$title $titles"
+        );
         assert!(rename("$title", "title", "two words").is_err());
     }
-
 
     #[test]
     fn finds_both_placeholder_forms() {

@@ -1003,9 +1003,7 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
             return Err(format!("comment outside quotes in {sql:?}"));
         } else if c == '/' && chars.get(i + 1) == Some(&'*') {
             return Err(format!("block comment outside quotes in {sql:?}"));
-        } else if c == '$'
-            && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
-        {
+        } else if c == '$' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
             // A bind parameter ($1): digits only, never a dollar quote.
             let mut j = i + 1;
             while chars.get(j).is_some_and(|d| d.is_ascii_digit()) {
@@ -1070,7 +1068,12 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
             .as_deref(),
         &keys,
     );
-    out.extend([statements.enqueue, statements.dequeue, statements.truncate, statements.orphans]);
+    out.extend([
+        statements.enqueue,
+        statements.dequeue,
+        statements.truncate,
+        statements.orphans,
+    ]);
     out.extend(statements.forget_store);
     out
 }

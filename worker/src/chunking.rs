@@ -19,7 +19,8 @@ impl Separator {
         if !is_regex || source.is_empty() {
             return Ok(Separator::Literal(source.to_string()));
         }
-        let re = Regex::new(&python_classes(source)).map_err(|e| format!("invalid separator regex {source:?}: {e}"))?;
+        let re = Regex::new(&python_classes(source))
+            .map_err(|e| format!("invalid separator regex {source:?}: {e}"))?;
         // LangChain concatenates the pieces re.split returns; extra groups
         // would be interleaved (or be None and raise in Python). Refuse them.
         if re.captures_len() > 1 {
@@ -27,7 +28,10 @@ impl Separator {
                 "separator regex {source:?} has capturing groups; use non-capturing groups (?:…)"
             ));
         }
-        Ok(Separator::Regex { source: source.to_string(), re })
+        Ok(Separator::Regex {
+            source: source.to_string(),
+            re,
+        })
     }
 
     /// The separator as written in the config.
@@ -45,7 +49,9 @@ impl Separator {
     /// `re.search(separator, text)`.
     fn found_in(&self, text: &str) -> Result<bool, String> {
         match self {
-            Separator::Literal(s) => Ok(memchr::memmem::find(text.as_bytes(), s.as_bytes()).is_some()),
+            Separator::Literal(s) => {
+                Ok(memchr::memmem::find(text.as_bytes(), s.as_bytes()).is_some())
+            }
             Separator::Regex { re, .. } => re.is_match(text).map_err(|e| e.to_string()),
         }
     }
@@ -114,8 +120,12 @@ fn python_regex_matches(re: &Regex, text: &str) -> Result<Vec<(usize, usize)>, S
         let mut found = re.find_from_pos(text, pos).map_err(|e| e.to_string())?;
         if let Some(m) = &found {
             if must_advance && m.start() == pos && m.end() == pos {
-                let Some(c) = text[pos..].chars().next() else { break };
-                found = re.find_from_pos(text, pos + c.len_utf8()).map_err(|e| e.to_string())?;
+                let Some(c) = text[pos..].chars().next() else {
+                    break;
+                };
+                found = re
+                    .find_from_pos(text, pos + c.len_utf8())
+                    .map_err(|e| e.to_string())?;
             }
         }
         let Some(m) = found else { break };
@@ -136,9 +146,16 @@ enum Keep {
 /// `_split_text_with_regex`: the pieces between (or, kept, starting at)
 /// the separator's matches, empty pieces dropped. With `keep`, each piece
 /// is a contiguous slice of `text`.
-fn split_with_separator<'a>(text: &'a str, sep: &Separator, keep: Keep) -> Result<Vec<&'a str>, String> {
+fn split_with_separator<'a>(
+    text: &'a str,
+    sep: &Separator,
+    keep: Keep,
+) -> Result<Vec<&'a str>, String> {
     if sep.is_empty() {
-        return Ok(text.char_indices().map(|(i, c)| &text[i..i + c.len_utf8()]).collect());
+        return Ok(text
+            .char_indices()
+            .map(|(i, c)| &text[i..i + c.len_utf8()])
+            .collect());
     }
     let matches = sep.matches(text)?;
     let mut out = Vec::with_capacity(matches.len() + 1);
@@ -190,7 +207,11 @@ fn char_len_below(s: &str, limit: usize) -> usize {
         end -= 1;
     }
     let n = s[..end].chars().count();
-    if n >= limit { n } else { char_len(s) }
+    if n >= limit {
+        n
+    } else {
+        char_len(s)
+    }
 }
 
 fn char_len(s: &str) -> usize {
@@ -261,34 +282,66 @@ impl Merger {
 pub enum Splitter {
     /// `chunking_none`: the whole document is the one chunk.
     None,
-    Character { merger: Merger, separator: Separator, merge_separator: String },
-    Recursive { merger: Merger, separators: Vec<Separator> },
+    Character {
+        merger: Merger,
+        separator: Separator,
+        merge_separator: String,
+    },
+    Recursive {
+        merger: Merger,
+        separators: Vec<Separator>,
+    },
 }
 
 impl Splitter {
     pub fn new(cfg: &Chunking) -> Result<Self, String> {
         let merger = |size: i64, overlap: i64| -> Result<Merger, String> {
             if size <= 0 || overlap < 0 || overlap > size {
-                return Err(format!("chunking: invalid chunk_size {size} / chunk_overlap {overlap}"));
+                return Err(format!(
+                    "chunking: invalid chunk_size {size} / chunk_overlap {overlap}"
+                ));
             }
-            Ok(Merger { chunk_size: size as usize, chunk_overlap: overlap as usize })
+            Ok(Merger {
+                chunk_size: size as usize,
+                chunk_overlap: overlap as usize,
+            })
         };
         Ok(match cfg {
             Chunking::None => Splitter::None,
-            Chunking::Character { chunk_size, chunk_overlap, separator, is_separator_regex } => {
+            Chunking::Character {
+                chunk_size,
+                chunk_overlap,
+                separator,
+                is_separator_regex,
+            } => {
                 let lookaround = *is_separator_regex
-                    && ["(?=", "(?<!", "(?<=", "(?!"].iter().any(|p| separator.starts_with(p));
+                    && ["(?=", "(?<!", "(?<=", "(?!"]
+                        .iter()
+                        .any(|p| separator.starts_with(p));
                 Splitter::Character {
                     merger: merger(*chunk_size, *chunk_overlap)?,
                     separator: Separator::new(separator, *is_separator_regex)?,
                     // LangChain re-inserts the separator as written (even a
                     // regex), except a lookaround.
-                    merge_separator: if lookaround { String::new() } else { separator.clone() },
+                    merge_separator: if lookaround {
+                        String::new()
+                    } else {
+                        separator.clone()
+                    },
                 }
             }
-            Chunking::Recursive { chunk_size, chunk_overlap, separators, is_separator_regex } => {
+            Chunking::Recursive {
+                chunk_size,
+                chunk_overlap,
+                separators,
+                is_separator_regex,
+            } => {
                 let default = ["\n\n", "\n", " ", ""].map(String::from).to_vec();
-                let seps = if separators.is_empty() { &default } else { separators };
+                let seps = if separators.is_empty() {
+                    &default
+                } else {
+                    separators
+                };
                 Splitter::Recursive {
                     merger: merger(*chunk_size, *chunk_overlap)?,
                     separators: seps
@@ -303,8 +356,16 @@ impl Splitter {
     /// The chunks of one document, as `split_text` returns them.
     pub fn split(&self, text: &str) -> Result<Vec<String>, String> {
         match self {
-            Splitter::None => Ok(if text.is_empty() { vec![] } else { vec![text.to_string()] }),
-            Splitter::Character { merger, separator, merge_separator } => {
+            Splitter::None => Ok(if text.is_empty() {
+                vec![]
+            } else {
+                vec![text.to_string()]
+            }),
+            Splitter::Character {
+                merger,
+                separator,
+                merge_separator,
+            } => {
                 let splits = split_with_separator(text, separator, Keep::No)?;
                 let mut out = Vec::new();
                 merger.merge(&splits, merge_separator, &mut out);
@@ -321,7 +382,12 @@ impl Splitter {
 
 /// `RecursiveCharacterTextSplitter._split_text` (keep_separator=True, i.e.
 /// at the start of the following piece).
-fn recursive_split(m: &Merger, text: &str, separators: &[Separator], out: &mut Vec<String>) -> Result<(), String> {
+fn recursive_split(
+    m: &Merger,
+    text: &str,
+    separators: &[Separator],
+    out: &mut Vec<String>,
+) -> Result<(), String> {
     let mut chosen = separators.len() - 1;
     let mut rest: &[Separator] = &[];
     for (i, s) in separators.iter().enumerate() {
@@ -391,7 +457,10 @@ mod tests {
     #[test]
     fn character_splitter_merges_with_overlap() {
         let s = character(7, 3, " ", false);
-        assert_eq!(s.split("foo bar baz 123").unwrap(), ["foo bar", "bar baz", "baz 123"]);
+        assert_eq!(
+            s.split("foo bar baz 123").unwrap(),
+            ["foo bar", "bar baz", "baz 123"]
+        );
     }
 
     #[test]
@@ -426,7 +495,10 @@ mod tests {
         let s = recursive(10, 2, &["\n\n", "\n", ".", "?", "!", " ", ""], false);
         assert!(s.split("").unwrap().is_empty());
         assert!(s.split(" \n\t \u{3000}").unwrap().is_empty());
-        assert!(character(10, 2, "\n\n", false).split("  \n\n  ").unwrap().is_empty());
+        assert!(character(10, 2, "\n\n", false)
+            .split("  \n\n  ")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -460,7 +532,10 @@ mod tests {
     #[test]
     fn whitespace_classes_follow_python() {
         assert_eq!(python_classes(r"\s+"), r"[\s\x1c-\x1f]+");
-        assert_eq!(python_classes(r"[\s,]\S\\s"), r"[\s\x1c-\x1f,][^\s\x1c-\x1f]\\s");
+        assert_eq!(
+            python_classes(r"[\s,]\S\\s"),
+            r"[\s\x1c-\x1f,][^\s\x1c-\x1f]\\s"
+        );
         assert_eq!(python_classes(r"[]\s]"), r"[]\s\x1c-\x1f]");
     }
 

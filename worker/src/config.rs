@@ -9,8 +9,18 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chunking {
     None,
-    Character { chunk_size: i64, chunk_overlap: i64, separator: String, is_separator_regex: bool },
-    Recursive { chunk_size: i64, chunk_overlap: i64, separators: Vec<String>, is_separator_regex: bool },
+    Character {
+        chunk_size: i64,
+        chunk_overlap: i64,
+        separator: String,
+        is_separator_regex: bool,
+    },
+    Recursive {
+        chunk_size: i64,
+        chunk_overlap: i64,
+        separators: Vec<String>,
+        is_separator_regex: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,9 +31,15 @@ pub enum Formatting {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loading {
-    Column { column_name: String, retries: i64 },
+    Column {
+        column_name: String,
+        retries: i64,
+    },
     /// `uri` loading: documents fetched from a URI (not supported yet).
-    Uri { column_name: String, retries: i64 },
+    Uri {
+        column_name: String,
+        retries: i64,
+    },
 }
 
 impl Loading {
@@ -49,10 +65,30 @@ pub enum Parsing {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Embedding {
-    OpenAi { model: String, dimensions: Option<i64>, user: Option<String>, api_key_name: String, base_url: Option<String> },
-    Ollama { model: String, dimensions: i64, base_url: Option<String>, options: Option<Value>, keep_alive: Option<String> },
-    VoyageAi { model: String, dimensions: i64, input_type: Option<String>, api_key_name: String },
-    SentenceTransformers { model: String, dimensions: i64 },
+    OpenAi {
+        model: String,
+        dimensions: Option<i64>,
+        user: Option<String>,
+        api_key_name: String,
+        base_url: Option<String>,
+    },
+    Ollama {
+        model: String,
+        dimensions: i64,
+        base_url: Option<String>,
+        options: Option<Value>,
+        keep_alive: Option<String>,
+    },
+    VoyageAi {
+        model: String,
+        dimensions: i64,
+        input_type: Option<String>,
+        api_key_name: String,
+    },
+    SentenceTransformers {
+        model: String,
+        dimensions: i64,
+    },
     /// An implementation the worker cannot run (litellm, …).
     Unsupported(String),
 }
@@ -71,7 +107,10 @@ pub struct Pipeline {
 pub type Result<T> = std::result::Result<T, String>;
 
 /// A component may be an object with `implementation` or a bare string.
-fn component<'a>(cfg: &'a Map<String, Value>, key: &str) -> Result<Option<(String, Map<String, Value>)>> {
+fn component<'a>(
+    cfg: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<(String, Map<String, Value>)>> {
     match cfg.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some((s.clone(), Map::new()))),
@@ -101,14 +140,20 @@ fn req_str(o: &Map<String, Value>, path: &str, key: &str) -> Result<String> {
 fn get_int(o: &Map<String, Value>, path: &str, key: &str) -> Result<Option<i64>> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| format!("{path}.{key}: expected an integer, got {v}")),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("{path}.{key}: expected an integer, got {v}")),
     }
 }
 
 fn get_bool(o: &Map<String, Value>, path: &str, key: &str) -> Result<Option<bool>> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_bool().map(Some).ok_or_else(|| format!("{path}.{key}: expected a boolean, got {v}")),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| format!("{path}.{key}: expected a boolean, got {v}")),
     }
 }
 
@@ -118,7 +163,9 @@ pub fn chunking(cfg: &Map<String, Value>) -> Result<Chunking> {
         return Ok(Chunking::Recursive {
             chunk_size: 800,
             chunk_overlap: 400,
-            separators: ["\n\n", "\n", ".", "?", "!", " ", ""].map(String::from).to_vec(),
+            separators: ["\n\n", "\n", ".", "?", "!", " ", ""]
+                .map(String::from)
+                .to_vec(),
             is_separator_regex: false,
         });
     };
@@ -136,16 +183,29 @@ pub fn chunking(cfg: &Map<String, Value>) -> Result<Chunking> {
         }),
         "recursive_character_text_splitter" => {
             let separators = match o.get("separators") {
-                None | Some(Value::Null) => ["\n\n", "\n", ".", "?", "!", " ", ""].map(String::from).to_vec(),
+                None | Some(Value::Null) => ["\n\n", "\n", ".", "?", "!", " ", ""]
+                    .map(String::from)
+                    .to_vec(),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|v| v.as_str().map(String::from).ok_or_else(|| format!("{p}.separators: expected strings")))
+                    .map(|v| {
+                        v.as_str()
+                            .map(String::from)
+                            .ok_or_else(|| format!("{p}.separators: expected strings"))
+                    })
                     .collect::<Result<_>>()?,
                 Some(v) => return Err(format!("{p}.separators: expected an array, got {v}")),
             };
-            Ok(Chunking::Recursive { chunk_size: size, chunk_overlap: overlap, separators, is_separator_regex: regex })
+            Ok(Chunking::Recursive {
+                chunk_size: size,
+                chunk_overlap: overlap,
+                separators,
+                is_separator_regex: regex,
+            })
         }
-        other => Err(format!("chunking: implementation {other:?} is not supported by this worker")),
+        other => Err(format!(
+            "chunking: implementation {other:?} is not supported by this worker"
+        )),
     }
 }
 
@@ -158,19 +218,31 @@ pub fn formatting(cfg: &Map<String, Value>) -> Result<Formatting> {
         "python_template" => Ok(Formatting::PythonTemplate(
             get_str(&o, "formatting", "template")?.unwrap_or_else(|| "$chunk".into()),
         )),
-        other => Err(format!("formatting: implementation {other:?} is not supported by this worker")),
+        other => Err(format!(
+            "formatting: implementation {other:?} is not supported by this worker"
+        )),
     }
 }
 
 pub fn loading(cfg: &Map<String, Value>) -> Result<Option<Loading>> {
-    let Some((imp, o)) = component(cfg, "loading")? else { return Ok(None) };
+    let Some((imp, o)) = component(cfg, "loading")? else {
+        return Ok(None);
+    };
     let p = "loading";
     let column_name = req_str(&o, p, "column_name")?;
     let retries = get_int(&o, p, "retries")?.unwrap_or(6);
     match imp.as_str() {
-        "column" => Ok(Some(Loading::Column { column_name, retries })),
-        "uri" => Ok(Some(Loading::Uri { column_name, retries })),
-        other => Err(format!("loading: implementation {other:?} is not supported by this worker")),
+        "column" => Ok(Some(Loading::Column {
+            column_name,
+            retries,
+        })),
+        "uri" => Ok(Some(Loading::Uri {
+            column_name,
+            retries,
+        })),
+        other => Err(format!(
+            "loading: implementation {other:?} is not supported by this worker"
+        )),
     }
 }
 
@@ -186,7 +258,9 @@ pub fn parsing(cfg: &Map<String, Value>) -> Result<Parsing> {
 }
 
 pub fn embedding(cfg: &Map<String, Value>) -> Result<Option<Embedding>> {
-    let Some((imp, o)) = component(cfg, "embedding")? else { return Ok(None) };
+    let Some((imp, o)) = component(cfg, "embedding")? else {
+        return Ok(None);
+    };
     let p = "embedding";
     let dims = || get_int(&o, p, "dimensions")?.ok_or_else(|| format!("{p}.dimensions: missing"));
     Ok(Some(match imp.as_str() {
@@ -194,7 +268,8 @@ pub fn embedding(cfg: &Map<String, Value>) -> Result<Option<Embedding>> {
             model: req_str(&o, p, "model")?,
             dimensions: get_int(&o, p, "dimensions")?,
             user: get_str(&o, p, "user")?,
-            api_key_name: get_str(&o, p, "api_key_name")?.unwrap_or_else(|| "OPENAI_API_KEY".into()),
+            api_key_name: get_str(&o, p, "api_key_name")?
+                .unwrap_or_else(|| "OPENAI_API_KEY".into()),
             base_url: get_str(&o, p, "base_url")?,
         },
         "ollama" => Embedding::Ollama {
@@ -208,10 +283,12 @@ pub fn embedding(cfg: &Map<String, Value>) -> Result<Option<Embedding>> {
             model: req_str(&o, p, "model")?,
             dimensions: dims()?,
             input_type: get_str(&o, p, "input_type")?,
-            api_key_name: get_str(&o, p, "api_key_name")?.unwrap_or_else(|| "VOYAGE_API_KEY".into()),
+            api_key_name: get_str(&o, p, "api_key_name")?
+                .unwrap_or_else(|| "VOYAGE_API_KEY".into()),
         },
         "sentence_transformers" => Embedding::SentenceTransformers {
-            model: get_str(&o, p, "model")?.unwrap_or_else(|| "nomic-ai/nomic-embed-text-v1.5".into()),
+            model: get_str(&o, p, "model")?
+                .unwrap_or_else(|| "nomic-ai/nomic-embed-text-v1.5".into()),
             dimensions: get_int(&o, p, "dimensions")?.unwrap_or(768),
         },
         other => Embedding::Unsupported(other.to_string()),
@@ -259,15 +336,32 @@ mod tests {
             "parsing": "auto"
         }))
         .unwrap();
-        assert_eq!(p.loading, Some(Loading::Column { column_name: "content".into(), retries: 3 }));
+        assert_eq!(
+            p.loading,
+            Some(Loading::Column {
+                column_name: "content".into(),
+                retries: 3
+            })
+        );
         assert_eq!(
             p.chunking,
-            Chunking::Character { chunk_size: 100, chunk_overlap: 10, separator: ".".into(), is_separator_regex: false }
+            Chunking::Character {
+                chunk_size: 100,
+                chunk_overlap: 10,
+                separator: ".".into(),
+                is_separator_regex: false
+            }
         );
-        assert_eq!(p.formatting, Formatting::PythonTemplate("$title: $chunk".into()));
+        assert_eq!(
+            p.formatting,
+            Formatting::PythonTemplate("$title: $chunk".into())
+        );
         assert_eq!(
             p.embedding,
-            Some(Embedding::SentenceTransformers { model: "all-MiniLM-L6-v2".into(), dimensions: 384 })
+            Some(Embedding::SentenceTransformers {
+                model: "all-MiniLM-L6-v2".into(),
+                dimensions: 384
+            })
         );
         assert_eq!(p.batch_size, 10);
         assert_eq!(p.parsing, Parsing::Auto);
@@ -288,8 +382,10 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_path() {
-        let e = Pipeline::from_json(&json!({"chunking": {"implementation": "character_text_splitter", "chunk_size": "x"}}))
-            .unwrap_err();
+        let e = Pipeline::from_json(
+            &json!({"chunking": {"implementation": "character_text_splitter", "chunk_size": "x"}}),
+        )
+        .unwrap_err();
         assert!(e.contains("chunking.chunk_size"), "{e}");
     }
 }

@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
-#[command(name = "pgai-migrate-worker", version, about = "The embedding worker for pgai_migrate vectorizers")]
+#[command(
+    name = "pgai-migrate-worker",
+    version,
+    about = "The embedding worker for pgai_migrate vectorizers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,7 +103,11 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), 
     let one = |text: &str| -> Result<String, String> {
         let start = std::time::Instant::now();
         let chunks = splitter.split(text)?;
-        let chunks = if formatted { prepared.format(chunks, &row).map_err(|f| f.message)? } else { chunks };
+        let chunks = if formatted {
+            prepared.format(chunks, &row).map_err(|f| f.message)?
+        } else {
+            chunks
+        };
         spent.set(spent.get() + start.elapsed());
         serde_json::to_string(&chunks).map_err(|e| e.to_string())
     };
@@ -108,12 +116,15 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), 
     if jsonl {
         for line in std::io::stdin().lock().lines() {
             let line = line.map_err(|e| e.to_string())?;
-            let text: String = serde_json::from_str(&line).map_err(|e| format!("stdin: not a JSON string: {e}"))?;
+            let text: String = serde_json::from_str(&line)
+                .map_err(|e| format!("stdin: not a JSON string: {e}"))?;
             writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
         }
     } else {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("stdin: {e}"))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("stdin: {e}"))?;
         writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
     }
     if timing {
@@ -128,7 +139,10 @@ fn embed_cmd(cfg: &str, jsonl: bool, mut texts: Vec<String>) -> Result<(), Strin
     if jsonl {
         for line in std::io::stdin().lock().lines() {
             let line = line.map_err(|e| e.to_string())?;
-            texts.push(serde_json::from_str(&line).map_err(|e| format!("stdin: not a JSON string: {e}"))?);
+            texts.push(
+                serde_json::from_str(&line)
+                    .map_err(|e| format!("stdin: not a JSON string: {e}"))?,
+            );
         }
     }
     let vectors = embed::build(&embedding)?.embed(&texts)?;
@@ -147,7 +161,15 @@ fn seconds(s: f64) -> Duration {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
-        Command::Run { db, once, vectorizers, concurrency, poll_interval, retry_delay, verbose } => {
+        Command::Run {
+            db,
+            once,
+            vectorizers,
+            concurrency,
+            poll_interval,
+            retry_delay,
+            verbose,
+        } => {
             let code = worker::run(worker::Options {
                 db,
                 once,
@@ -159,8 +181,17 @@ fn main() -> ExitCode {
             });
             return ExitCode::from(code as u8);
         }
-        Command::Chunk { config, row, jsonl, timing } => chunk(&config, row.as_deref(), jsonl, timing),
-        Command::Embed { config, jsonl, texts } => embed_cmd(&config, jsonl, texts),
+        Command::Chunk {
+            config,
+            row,
+            jsonl,
+            timing,
+        } => chunk(&config, row.as_deref(), jsonl, timing),
+        Command::Embed {
+            config,
+            jsonl,
+            texts,
+        } => embed_cmd(&config, jsonl, texts),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

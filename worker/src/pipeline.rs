@@ -17,7 +17,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(step: &'static str, message: impl Into<String>) -> Self {
-        Failure { step, message: message.into() }
+        Failure {
+            step,
+            message: message.into(),
+        }
     }
 }
 
@@ -48,16 +51,32 @@ impl Prepared {
 
     /// The loaded document of a row: None for NULL or empty (no chunks).
     pub fn load<'r>(&self, row: &'r Map<String, Value>) -> Result<Option<&'r str>, Failure> {
-        let loading = self.loading.as_ref().ok_or_else(|| Failure::new("loading", "the config has no loading"))?;
+        let loading = self
+            .loading
+            .as_ref()
+            .ok_or_else(|| Failure::new("loading", "the config has no loading"))?;
         if let Loading::Uri { .. } = loading {
-            return Err(Failure::new("loading", "uri loading is not supported by this worker yet"));
+            return Err(Failure::new(
+                "loading",
+                "uri loading is not supported by this worker yet",
+            ));
         }
         let col = loading.column_name();
         let text = match row.get(col) {
-            None => return Err(Failure::new("loading", format!("the source row has no column {col:?}"))),
+            None => {
+                return Err(Failure::new(
+                    "loading",
+                    format!("the source row has no column {col:?}"),
+                ))
+            }
             Some(Value::Null) => return Ok(None),
             Some(Value::String(s)) => s.as_str(),
-            Some(other) => return Err(Failure::new("loading", format!("column {col:?} is not text: {other}"))),
+            Some(other) => {
+                return Err(Failure::new(
+                    "loading",
+                    format!("column {col:?} is not text: {other}"),
+                ))
+            }
         };
         match (&self.parsing, self.loading_is_bytea) {
             (Parsing::Unsupported(p), _) => {
@@ -76,18 +95,35 @@ impl Prepared {
 
     /// The formatted chunks of a row, in `chunk_seq` order.
     pub fn chunks(&self, row: &Map<String, Value>) -> Result<Vec<String>, Failure> {
-        let Some(text) = self.load(row)? else { return Ok(Vec::new()) };
-        let splitter = self.splitter.as_ref().map_err(|e| Failure::new("chunking", e.clone()))?;
-        let chunks = splitter.split(text).map_err(|e| Failure::new("chunking", e))?;
+        let Some(text) = self.load(row)? else {
+            return Ok(Vec::new());
+        };
+        let splitter = self
+            .splitter
+            .as_ref()
+            .map_err(|e| Failure::new("chunking", e.clone()))?;
+        let chunks = splitter
+            .split(text)
+            .map_err(|e| Failure::new("chunking", e))?;
         self.format(chunks, row)
     }
 
-    pub fn format(&self, chunks: Vec<String>, row: &Map<String, Value>) -> Result<Vec<String>, Failure> {
-        match self.template.as_ref().map_err(|e| Failure::new("formatting", e.clone()))? {
+    pub fn format(
+        &self,
+        chunks: Vec<String>,
+        row: &Map<String, Value>,
+    ) -> Result<Vec<String>, Failure> {
+        match self
+            .template
+            .as_ref()
+            .map_err(|e| Failure::new("formatting", e.clone()))?
+        {
             None => Ok(chunks),
             Some(parts) => chunks
                 .iter()
-                .map(|c| template::substitute(parts, c, row).map_err(|e| Failure::new("formatting", e)))
+                .map(|c| {
+                    template::substitute(parts, c, row).map_err(|e| Failure::new("formatting", e))
+                })
                 .collect(),
         }
     }
@@ -114,29 +150,58 @@ mod tests {
                    "formatting": {"implementation": "python_template", "template": "$title: $chunk"}}),
             false,
         );
-        assert_eq!(p.chunks(&row(json!({"title": "T", "body": "aaa bbb"}))).unwrap(), ["T: aaa", "T: bbb"]);
+        assert_eq!(
+            p.chunks(&row(json!({"title": "T", "body": "aaa bbb"})))
+                .unwrap(),
+            ["T: aaa", "T: bbb"]
+        );
     }
 
     #[test]
     fn null_and_empty_values_have_no_chunks() {
-        let p = prepared(json!({"loading": {"implementation": "column", "column_name": "body"}}), false);
+        let p = prepared(
+            json!({"loading": {"implementation": "column", "column_name": "body"}}),
+            false,
+        );
         assert!(p.chunks(&row(json!({"body": null}))).unwrap().is_empty());
         assert!(p.chunks(&row(json!({"body": ""}))).unwrap().is_empty());
     }
 
     #[test]
     fn what_the_worker_cannot_do_fails_the_key_with_its_step() {
-        let uri = prepared(json!({"loading": {"implementation": "uri", "column_name": "u"}}), false);
-        assert_eq!(uri.chunks(&row(json!({"u": "s3://x"}))).unwrap_err().step, "loading");
-        let pdf = prepared(json!({"loading": {"implementation": "column", "column_name": "d"}, "parsing": "pymupdf"}), true);
-        assert_eq!(pdf.chunks(&row(json!({"d": "\\x25"}))).unwrap_err().step, "parsing");
-        let auto = prepared(json!({"loading": {"implementation": "column", "column_name": "d"}}), true);
-        assert!(auto.chunks(&row(json!({"d": "\\x25"}))).unwrap_err().message.contains("bytea"));
+        let uri = prepared(
+            json!({"loading": {"implementation": "uri", "column_name": "u"}}),
+            false,
+        );
+        assert_eq!(
+            uri.chunks(&row(json!({"u": "s3://x"}))).unwrap_err().step,
+            "loading"
+        );
+        let pdf = prepared(
+            json!({"loading": {"implementation": "column", "column_name": "d"}, "parsing": "pymupdf"}),
+            true,
+        );
+        assert_eq!(
+            pdf.chunks(&row(json!({"d": "\\x25"}))).unwrap_err().step,
+            "parsing"
+        );
+        let auto = prepared(
+            json!({"loading": {"implementation": "column", "column_name": "d"}}),
+            true,
+        );
+        assert!(auto
+            .chunks(&row(json!({"d": "\\x25"})))
+            .unwrap_err()
+            .message
+            .contains("bytea"));
         let tpl = prepared(
             json!({"loading": {"implementation": "column", "column_name": "b"},
                    "formatting": {"implementation": "python_template", "template": "$nope $chunk"}}),
             false,
         );
-        assert_eq!(tpl.chunks(&row(json!({"b": "x"}))).unwrap_err().step, "formatting");
+        assert_eq!(
+            tpl.chunks(&row(json!({"b": "x"}))).unwrap_err().step,
+            "formatting"
+        );
     }
 }

@@ -58,8 +58,13 @@ pub fn parse(template: &str) -> Result<Vec<Part>, String> {
         } else {
             let before = &template[..d];
             let line = before.matches('\n').count() + 1;
-            let col = before[before.rfind('\n').map_or(0, |p| p + 1)..].chars().count() + 1;
-            return Err(format!("Invalid placeholder in string: line {line}, col {col}"));
+            let col = before[before.rfind('\n').map_or(0, |p| p + 1)..]
+                .chars()
+                .count()
+                + 1;
+            return Err(format!(
+                "Invalid placeholder in string: line {line}, col {col}"
+            ));
         }
         last = i;
     }
@@ -91,7 +96,11 @@ pub fn substitute(parts: &[Part], chunk: &str, row: &Map<String, Value>) -> Resu
             Part::Name(n) if n == "chunk" => out.push_str(chunk),
             Part::Name(n) => match row.get(n) {
                 Some(v) => out.push_str(&py_str(v)),
-                None => return Err(format!("KeyError: '{n}' (the template names a column the row does not have)")),
+                None => {
+                    return Err(format!(
+                        "KeyError: '{n}' (the template names a column the row does not have)"
+                    ))
+                }
             },
         }
     }
@@ -112,16 +121,30 @@ mod tests {
         let row = json!({"title": "T", "n": 3, "b": true, "x": null, "title2": "U"});
         assert_eq!(fmt("$title - $chunk", row.clone()).unwrap(), "T - CH");
         assert_eq!(fmt("${title}2 $title2", row.clone()).unwrap(), "T2 U");
-        assert_eq!(fmt("$$chunk costs $$5: $n $b $x", row.clone()).unwrap(), "$chunk costs $5: 3 True None");
+        assert_eq!(
+            fmt("$$chunk costs $$5: $n $b $x", row.clone()).unwrap(),
+            "$chunk costs $5: 3 True None"
+        );
         assert_eq!(fmt("é$chunk.é", row).unwrap(), "éCH.é");
     }
 
     #[test]
     fn errors_match_python() {
-        assert_eq!(fmt("a\nb $ c", json!({})).unwrap_err(), "Invalid placeholder in string: line 2, col 3");
-        assert!(fmt("${chunk", json!({})).unwrap_err().starts_with("Invalid placeholder"));
-        assert!(fmt("$1", json!({})).unwrap_err().starts_with("Invalid placeholder"));
-        assert!(fmt("x$", json!({})).unwrap_err().starts_with("Invalid placeholder"));
-        assert!(fmt("$missing", json!({})).unwrap_err().starts_with("KeyError: 'missing'"));
+        assert_eq!(
+            fmt("a\nb $ c", json!({})).unwrap_err(),
+            "Invalid placeholder in string: line 2, col 3"
+        );
+        assert!(fmt("${chunk", json!({}))
+            .unwrap_err()
+            .starts_with("Invalid placeholder"));
+        assert!(fmt("$1", json!({}))
+            .unwrap_err()
+            .starts_with("Invalid placeholder"));
+        assert!(fmt("x$", json!({}))
+            .unwrap_err()
+            .starts_with("Invalid placeholder"));
+        assert!(fmt("$missing", json!({}))
+            .unwrap_err()
+            .starts_with("KeyError: 'missing'"));
     }
 }

@@ -87,7 +87,11 @@ fn discover(client: &mut Client) -> Result<Vec<Vectorizer>, postgres::Error> {
                 config: r.get(7),
                 pk: source_pk
                     .as_array()
-                    .map(|a| a.iter().filter_map(|c| c.get("attname")?.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.get("attname")?.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 embedding_column_type: r.get(9),
                 loading_is_bytea: r.get(10),
@@ -97,17 +101,25 @@ fn discover(client: &mut Client) -> Result<Vec<Vectorizer>, postgres::Error> {
 }
 
 fn selected(v: &Vectorizer, wanted: &[String]) -> bool {
-    wanted.is_empty() || wanted.iter().any(|w| *w == v.name || *w == v.id.to_string())
+    wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| *w == v.name || *w == v.id.to_string())
 }
 
 /// The key of a row (queue or source) as a comparable string.
 fn key_of(row: &Map<String, Value>, pk: &[String]) -> String {
-    let vals: Vec<&Value> = pk.iter().map(|c| row.get(c).unwrap_or(&Value::Null)).collect();
+    let vals: Vec<&Value> = pk
+        .iter()
+        .map(|c| row.get(c).unwrap_or(&Value::Null))
+        .collect();
     serde_json::to_string(&vals).unwrap_or_default()
 }
 
 fn key_object(row: &Map<String, Value>, pk: &[String]) -> Map<String, Value> {
-    pk.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect()
+    pk.iter()
+        .map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null)))
+        .collect()
 }
 
 /// Orders keys as their JSON values compare: numbers numerically, strings
@@ -118,9 +130,10 @@ fn cmp_keys(a: &Map<String, Value>, b: &Map<String, Value>, pk: &[String]) -> st
     use std::cmp::Ordering;
     for c in pk {
         let o = match (a.get(c), b.get(c)) {
-            (Some(Value::Number(x)), Some(Value::Number(y))) => {
-                x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
-            }
+            (Some(Value::Number(x)), Some(Value::Number(y))) => x
+                .as_f64()
+                .partial_cmp(&y.as_f64())
+                .unwrap_or(Ordering::Equal),
             (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
             (x, y) => x.map(Value::to_string).cmp(&y.map(Value::to_string)),
         };
@@ -152,8 +165,16 @@ impl Statements {
         }
         let pk: Vec<String> = v.pk.iter().map(|c| quote_ident(c)).collect();
         let cols = pk.join(", ");
-        let s_cols = pk.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
-        let r_cols = pk.iter().map(|c| format!("(x.r).{c}")).collect::<Vec<_>>().join(", ");
+        let s_cols = pk
+            .iter()
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let r_cols = pk
+            .iter()
+            .map(|c| format!("(x.r).{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let q = &v.queue;
         let keys = format!("SELECT {cols} FROM jsonb_populate_recordset(NULL::{q}, $1)");
         let (delete_store, insert_store, update_column) = match (&v.store, &v.embedding_column) {
@@ -186,12 +207,11 @@ impl Statements {
         // long the queue (ORDER BY queued_at would sort the whole queue every
         // time). A worker sweeps the key space and wraps around, so every
         // queued key is reached within one sweep.
-        let cursor = v
-            .pk
-            .iter()
-            .map(|c| format!("(jsonb_populate_record(NULL::{q}, $2)).{}", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cursor =
+            v.pk.iter()
+                .map(|c| format!("(jsonb_populate_record(NULL::{q}, $2)).{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
         let claim = |after: &str| {
             format!(
                 "DELETE FROM {q} q WHERE ({cols}) IN (SELECT {cols} FROM {q} \
@@ -271,8 +291,12 @@ pub fn connect(db: &str) -> Result<Client, postgres::Error> {
 impl Worker {
     pub fn new(opts: Arc<Options>, stop: Arc<AtomicBool>) -> Result<Self, postgres::Error> {
         let mut client = connect(&opts.db)?;
-        let has_errors_table: bool =
-            client.query_one("SELECT to_regclass('migrate.vectorizer_errors') IS NOT NULL", &[])?.get(0);
+        let has_errors_table: bool = client
+            .query_one(
+                "SELECT to_regclass('migrate.vectorizer_errors') IS NOT NULL",
+                &[],
+            )?
+            .get(0);
         Ok(Worker {
             client,
             opts,
@@ -307,11 +331,17 @@ impl Worker {
         let mut skip: HashSet<i32> = HashSet::new();
         let mut backoff_until: HashMap<i32, Instant> = HashMap::new();
         while !self.stop.load(Ordering::Relaxed) {
-            let vectorizers: Vec<Vectorizer> =
-                discover(&mut self.client)?.into_iter().filter(|v| selected(v, &self.opts.vectorizers)).collect();
+            let vectorizers: Vec<Vectorizer> = discover(&mut self.client)?
+                .into_iter()
+                .filter(|v| selected(v, &self.opts.vectorizers))
+                .collect();
             let mut worked = 0;
             for v in vectorizers {
-                if skip.contains(&v.id) || backoff_until.get(&v.id).is_some_and(|t| Instant::now() < *t) {
+                if skip.contains(&v.id)
+                    || backoff_until
+                        .get(&v.id)
+                        .is_some_and(|t| Instant::now() < *t)
+                {
                     continue;
                 }
                 self.activate(v.clone());
@@ -335,13 +365,27 @@ impl Worker {
                                 return Err(e);
                             }
                             clean = false;
-                            let msg = format!("vectorizer {}: batch rolled back: {}", v.name, db_error_text(&e));
+                            let msg = format!(
+                                "vectorizer {}: batch rolled back: {}",
+                                v.name,
+                                db_error_text(&e)
+                            );
                             self.log(&msg);
-                            self.record_errors(v.id, &[ErrorRow { key: None, message: msg, details: json!({"step": "batch"}) }]);
+                            self.record_errors(
+                                v.id,
+                                &[ErrorRow {
+                                    key: None,
+                                    message: msg,
+                                    details: json!({"step": "batch"}),
+                                }],
+                            );
                             if self.opts.once {
                                 skip.insert(v.id);
                             } else {
-                                backoff_until.insert(v.id, Instant::now() + self.opts.poll.max(Duration::from_secs(1)) * 6);
+                                backoff_until.insert(
+                                    v.id,
+                                    Instant::now() + self.opts.poll.max(Duration::from_secs(1)) * 6,
+                                );
                             }
                             break;
                         }
@@ -367,7 +411,11 @@ impl Worker {
 
     fn activate(&mut self, v: Vectorizer) {
         if let Some(a) = self.active.get(&v.id) {
-            if a.v.config == v.config && a.v.source == v.source && a.v.queue == v.queue && a.v.store == v.store {
+            if a.v.config == v.config
+                && a.v.source == v.source
+                && a.v.queue == v.queue
+                && a.v.store == v.store
+            {
                 return;
             }
         }
@@ -381,12 +429,24 @@ impl Worker {
         });
         let prepared = Prepared::new(&pipeline, v.loading_is_bytea);
         let sql = Statements::new(&v);
-        self.active.insert(v.id, Active { v, prepared, pipeline, sql });
+        self.active.insert(
+            v.id,
+            Active {
+                v,
+                prepared,
+                pipeline,
+                sql,
+            },
+        );
     }
 
     /// Records failures in their own savepoint: a missing privilege on the
     /// errors table must not lose the batch.
-    fn record_errors_in(tx: &mut postgres::Transaction<'_>, id: i32, rows: &[ErrorRow]) -> Result<(), postgres::Error> {
+    fn record_errors_in(
+        tx: &mut postgres::Transaction<'_>,
+        id: i32,
+        rows: &[ErrorRow],
+    ) -> Result<(), postgres::Error> {
         let payload: Value = rows
             .iter()
             .map(|r| json!({"key": r.key, "message": r.message, "details": r.details}))
@@ -415,7 +475,9 @@ impl Worker {
 
     /// One transaction: claim, read, chunk, embed, store.
     pub fn batch(&mut self, id: i32) -> Result<BatchStats, postgres::Error> {
-        let Some(a) = self.active.get(&id) else { return Ok(BatchStats::default()) };
+        let Some(a) = self.active.get(&id) else {
+            return Ok(BatchStats::default());
+        };
         let sql = match &a.sql {
             Ok(s) => s,
             Err(e) => {
@@ -439,7 +501,10 @@ impl Worker {
             .collect();
         stats.claimed = claimed.len();
         // The highest key claimed (RETURNING order is not key order).
-        let last = claimed.iter().map(|k| key_object(k, &v.pk)).max_by(|a, b| cmp_keys(a, b, &v.pk));
+        let last = claimed
+            .iter()
+            .map(|k| key_object(k, &v.pk))
+            .max_by(|a, b| cmp_keys(a, b, &v.pk));
         match last {
             Some(k) => self.cursors.insert(id, Value::Object(k)),
             None => self.cursors.remove(&id),
@@ -448,7 +513,12 @@ impl Worker {
             tx.commit()?;
             return Ok(stats);
         }
-        let keys = Value::Array(claimed.iter().map(|k| Value::Object(key_object(k, &v.pk))).collect());
+        let keys = Value::Array(
+            claimed
+                .iter()
+                .map(|k| Value::Object(key_object(k, &v.pk)))
+                .collect(),
+        );
         let rows: HashMap<String, Map<String, Value>> = tx
             .query(&sql.read, &[&keys])?
             .iter()
@@ -468,7 +538,12 @@ impl Worker {
             .collect();
 
         // Embed all chunks of the batch together.
-        let texts: Vec<String> = outcome.iter().filter_map(|o| o.as_ref().ok()).flatten().cloned().collect();
+        let texts: Vec<String> = outcome
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .flatten()
+            .cloned()
+            .collect();
         let mut vectors = Vec::new();
         if !texts.is_empty() {
             let embedded = match &a.pipeline.embedding {
@@ -523,14 +598,19 @@ impl Worker {
                 }
                 Err(f) => {
                     stats.failed += 1;
-                    let retries = k.get("loading_retries").and_then(Value::as_i64).unwrap_or(0) + 1;
+                    let retries = k
+                        .get("loading_retries")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                        + 1;
                     let mut r = k.clone();
                     let moved = retries > max_retries;
                     if moved {
                         r.insert("step".into(), json!(f.step));
                         failed.push(Value::Object(r));
                     } else {
-                        let delay = self.opts.retry_delay.as_secs_f64() * 2f64.powi(retries as i32 - 1);
+                        let delay =
+                            self.opts.retry_delay.as_secs_f64() * 2f64.powi(retries as i32 - 1);
                         r.insert("retries".into(), json!(retries));
                         r.insert("delay".into(), json!(delay.min(3600.0)));
                         requeue.push(Value::Object(r));
@@ -567,14 +647,20 @@ impl Worker {
                 eprintln!(
                     "pgai-migrate-worker: {}: key {} failed ({}): {}",
                     v.name,
-                    e.key.as_ref().map(|k| Value::Object(k.clone())).unwrap_or(Value::Null),
+                    e.key
+                        .as_ref()
+                        .map(|k| Value::Object(k.clone()))
+                        .unwrap_or(Value::Null),
                     e.details["step"].as_str().unwrap_or(""),
                     e.message
                 );
             }
             if self.has_errors_table {
                 if let Err(e) = Self::record_errors_in(&mut tx, id, &errors) {
-                    eprintln!("pgai-migrate-worker: could not record errors: {}", db_error_text(&e));
+                    eprintln!(
+                        "pgai-migrate-worker: could not record errors: {}",
+                        db_error_text(&e)
+                    );
                 }
             }
         }
@@ -602,7 +688,10 @@ pub fn run(opts: Options) -> i32 {
     let opts = Arc::new(opts);
     match Worker::new(opts.clone(), stop.clone()).and_then(|mut w| w.unknown_vectorizers()) {
         Ok(unknown) if !unknown.is_empty() => {
-            eprintln!("pgai-migrate-worker: no such vectorizer (or it is disabled): {}", unknown.join(", "));
+            eprintln!(
+                "pgai-migrate-worker: no such vectorizer (or it is disabled): {}",
+                unknown.join(", ")
+            );
             return 2;
         }
         Ok(_) => {}
@@ -676,7 +765,9 @@ mod tests {
         let s = Statements::new(&vectorizer()).unwrap();
         assert!(s.claim.contains("(\"id\", \"we\"\"ird\")"), "{}", s.claim);
         assert!(s.claim.contains("FOR UPDATE SKIP LOCKED"));
-        assert!(s.read.starts_with("SELECT to_jsonb(s) FROM public.blog s WHERE (s.\"id\", s.\"we\"\"ird\") IN"));
+        assert!(s.read.starts_with(
+            "SELECT to_jsonb(s) FROM public.blog s WHERE (s.\"id\", s.\"we\"\"ird\") IN"
+        ));
         assert!(s.update_column.is_none());
     }
 
@@ -685,6 +776,9 @@ mod tests {
         let pk = vec!["a".to_string(), "b".to_string()];
         let q = json!({"a": 1, "b": "x", "queued_at": "t"});
         let s = json!({"b": "x", "a": 1, "title": "y"});
-        assert_eq!(key_of(q.as_object().unwrap(), &pk), key_of(s.as_object().unwrap(), &pk));
+        assert_eq!(
+            key_of(q.as_object().unwrap(), &pk),
+            key_of(s.as_object().unwrap(), &pk)
+        );
     }
 }

@@ -232,10 +232,18 @@ mod tests {
         n.primary_key = vec![("id".into(), "bigint".into())];
         let e = sync(&recorded(), &n).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ObjectState);
-        assert!(e.message.contains("cannot change the primary key of public.blog"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("cannot change the primary key of public.blog"),
+            "{}",
+            e.message
+        );
         n.primary_key = vec![];
         assert!(sync(&recorded(), &n).is_err());
-        n.primary_key = vec![("id".into(), "integer".into()), ("views".into(), "integer".into())];
+        n.primary_key = vec![
+            ("id".into(), "integer".into()),
+            ("views".into(), "integer".into()),
+        ];
         assert!(sync(&recorded(), &n).is_err());
     }
 

@@ -151,8 +151,18 @@ fn hostile_identifiers_stay_inside_quotes() {
     let sql = p.create.join("\n");
     assert!(sql.contains("\"x\"\"; DROP TABLE t; --_store\""));
     // The trigger's statements name the queue as one quoted identifier.
-    let t = super::trigger_statements("\"public\".\"blog\"", &crate::ident::qualified("migrate", "q\"; DROP TABLE t; --"), None, &[]);
-    assert!(t.truncate.ends_with("\"migrate\".\"q\"\"; DROP TABLE t; --\""), "{}", t.truncate);
+    let t = super::trigger_statements(
+        "\"public\".\"blog\"",
+        &crate::ident::qualified("migrate", "q\"; DROP TABLE t; --"),
+        None,
+        &[],
+    );
+    assert!(
+        t.truncate
+            .ends_with("\"migrate\".\"q\"\"; DROP TABLE t; --\""),
+        "{}",
+        t.truncate
+    );
 }
 
 #[test]
@@ -174,12 +184,24 @@ fn grants_are_exactly_the_listed_privileges() {
     // USAGE on the two schemas and SELECT on the source are shared
     // objects: granted only when missing, recorded, taken back by drop.
     assert_eq!(p.shared_grants.len(), 3);
-    let source = super::SharedGrant { target: super::GrantTarget::Source, role: "worker".into() };
+    let source = super::SharedGrant {
+        target: super::GrantTarget::Source,
+        role: "worker".into(),
+    };
     assert!(p.shared_grants.contains(&source));
-    assert_eq!(source.grant_sql("\"public\".\"blog\""), "GRANT SELECT ON \"public\".\"blog\" TO \"worker\"");
-    assert_eq!(source.revoke_sql("\"public\".\"blog\""), "REVOKE SELECT ON \"public\".\"blog\" FROM \"worker\"");
+    assert_eq!(
+        source.grant_sql("\"public\".\"blog\""),
+        "GRANT SELECT ON \"public\".\"blog\" TO \"worker\""
+    );
+    assert_eq!(
+        source.revoke_sql("\"public\".\"blog\""),
+        "REVOKE SELECT ON \"public\".\"blog\" FROM \"worker\""
+    );
     for g in &p.shared_grants {
-        assert_eq!(super::SharedGrant::from_json(&g.to_json()).as_ref(), Some(g));
+        assert_eq!(
+            super::SharedGrant::from_json(&g.to_json()).as_ref(),
+            Some(g)
+        );
     }
 }
 
@@ -259,16 +281,37 @@ fn key_equality_is_the_pinned_operator_with_casts() {
     id.eq_type = Some("pg_catalog.text".into());
     let env = env();
     let config = Config::parse(&blog()).unwrap();
-    let p = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap();
+    let p = build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env,
+            id: 7,
+        },
+    )
+    .unwrap();
     let sql = p.create.join(";\n");
     // The view join names the operator class's operator and casts both
     // sides to its input type; so do the trigger's statements.
-    assert!(sql.contains("ON (t.\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (s.\"id\")::pg_catalog.text"), "{sql}");
+    assert!(
+        sql.contains(
+            "ON (t.\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (s.\"id\")::pg_catalog.text"
+        ),
+        "{sql}"
+    );
     let key = crate::KeyColumn::from(source.column("id").unwrap());
-    let t = super::trigger_statements("\"public\".\"docs\"", "\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
+    let t = super::trigger_statements(
+        "\"public\".\"docs\"",
+        "\"migrate\".\"q\"",
+        Some("\"public\".\"s\""),
+        &[key],
+    );
     let m = "(\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) ($1)::pg_catalog.text";
     assert_eq!(t.dequeue, format!("DELETE FROM \"migrate\".\"q\" WHERE {m} AND NOT EXISTS (SELECT FROM \"public\".\"docs\" WHERE {m})"));
-    assert_eq!(t.forget_store, Some(format!("DELETE FROM \"public\".\"s\" WHERE {m}")));
+    assert_eq!(
+        t.forget_store,
+        Some(format!("DELETE FROM \"public\".\"s\" WHERE {m}"))
+    );
     assert_eq!(t.enqueue, "INSERT INTO \"migrate\".\"q\" AS q (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false");
     assert_eq!(t.truncate, "TRUNCATE \"public\".\"s\", \"migrate\".\"q\"");
     assert_eq!(p.ddl_search_path, "pg_catalog, pg_temp");
@@ -277,10 +320,17 @@ fn key_equality_is_the_pinned_operator_with_casts() {
 #[test]
 fn every_trigger_calls_the_extension_function_with_the_id() {
     let p = plan(blog()).unwrap();
-    let triggers: Vec<&String> = p.create.iter().filter(|s| s.starts_with("CREATE TRIGGER")).collect();
+    let triggers: Vec<&String> = p
+        .create
+        .iter()
+        .filter(|s| s.starts_with("CREATE TRIGGER"))
+        .collect();
     assert_eq!(triggers.len(), 3);
     for t in triggers {
-        assert!(t.ends_with("EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"), "{t}");
+        assert!(
+            t.ends_with("EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"),
+            "{t}"
+        );
     }
     assert!(!p.create.iter().any(|s| s.contains("CREATE FUNCTION")));
 }
@@ -291,7 +341,15 @@ fn without_overlaps_key_is_refused() {
     source.primary_key_btree = false;
     let env = env();
     let config = Config::parse(&blog()).unwrap();
-    let e = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap_err();
+    let e = build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env,
+            id: 7,
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::FeatureNotSupported);
     assert_eq!(e.path, "source");
 }
@@ -303,11 +361,31 @@ fn each_leaf_partition_gets_a_truncate_trigger() {
     source.partitions = vec!["public.blog_2024".into(), "\"odd\"\"name\"".into()];
     let env = env();
     let config = Config::parse(&blog()).unwrap();
-    let p = build_plan(&config, &Context { source: &source, env: &env, id: 7 }).unwrap();
-    let leaf: Vec<&String> = p.create.iter().filter(|s| s.contains("AFTER TRUNCATE ON public.blog_2024") || s.contains("ON \"odd\"\"name\"")).collect();
+    let p = build_plan(
+        &config,
+        &Context {
+            source: &source,
+            env: &env,
+            id: 7,
+        },
+    )
+    .unwrap();
+    let leaf: Vec<&String> = p
+        .create
+        .iter()
+        .filter(|s| {
+            s.contains("AFTER TRUNCATE ON public.blog_2024") || s.contains("ON \"odd\"\"name\"")
+        })
+        .collect();
     assert_eq!(leaf.len(), 2, "{:#?}", p.create);
-    assert!(leaf[0].ends_with("FOR EACH STATEMENT EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"));
+    assert!(leaf[0]
+        .ends_with("FOR EACH STATEMENT EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"));
     let key = crate::KeyColumn::from(source.column("id").unwrap());
-    let t = super::trigger_statements("\"public\".\"blog\"", "\"migrate\".\"q\"", Some("\"public\".\"s\""), &[key]);
+    let t = super::trigger_statements(
+        "\"public\".\"blog\"",
+        "\"migrate\".\"q\"",
+        Some("\"public\".\"s\""),
+        &[key],
+    );
     assert_eq!(t.orphans, "WITH gone AS (DELETE FROM \"public\".\"s\" t WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE t.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")) DELETE FROM \"migrate\".\"q\" q WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE q.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")");
 }

@@ -16,7 +16,10 @@ pub struct HttpSettings {
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl HttpSettings {
@@ -72,7 +75,17 @@ impl HttpEmbedder {
             .http_status_as_error(false)
             .build()
             .into();
-        HttpEmbedder { api, url, api_key, body, dimensions, max_inputs, max_bytes, agent, settings }
+        HttpEmbedder {
+            api,
+            url,
+            api_key,
+            body,
+            dimensions,
+            max_inputs,
+            max_bytes,
+            agent,
+            settings,
+        }
     }
 
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
@@ -81,7 +94,10 @@ impl HttpEmbedder {
         while start < texts.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < texts.len() && end - start < self.max_inputs && (end == start || bytes + texts[end].len() <= self.max_bytes) {
+            while end < texts.len()
+                && end - start < self.max_inputs
+                && (end == start || bytes + texts[end].len() <= self.max_bytes)
+            {
                 bytes += texts[end].len();
                 end += 1;
             }
@@ -103,7 +119,10 @@ impl HttpEmbedder {
                 Err(transient) => transient,
             };
             if attempt >= self.settings.retries {
-                return Err(format!("{message} (gave up after {} attempts)", attempt + 1));
+                return Err(format!(
+                    "{message} (gave up after {} attempts)",
+                    attempt + 1
+                ));
             }
             let backoff = self.settings.backoff * 2u32.saturating_pow(attempt);
             std::thread::sleep(retry_after.map_or(backoff, |r| r.min(Duration::from_secs(60))));
@@ -115,13 +134,21 @@ impl HttpEmbedder {
     /// retrying, Err((retry_after, msg)) for a transient one.
     #[allow(clippy::type_complexity)]
     fn send(&self, body: &Value) -> Result<Result<Value, String>, (Option<Duration>, String)> {
-        let mut req = self.agent.post(&self.url).header("Content-Type", "application/json");
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json");
         if let Some(key) = &self.api_key {
             req = req.header("Authorization", &format!("Bearer {key}"));
         }
         let mut resp = match req.send_json(body) {
             Ok(r) => r,
-            Err(e) => return Err((None, format!("{} request to {} failed: {e}", self.name(), self.url))),
+            Err(e) => {
+                return Err((
+                    None,
+                    format!("{} request to {} failed: {e}", self.name(), self.url),
+                ))
+            }
         };
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -131,18 +158,41 @@ impl HttpEmbedder {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
-        let text = match resp.body_mut().with_config().limit(512 << 20).read_to_string() {
+        let text = match resp
+            .body_mut()
+            .with_config()
+            .limit(512 << 20)
+            .read_to_string()
+        {
             Ok(t) => t,
-            Err(e) => return Err((None, format!("{} response from {} could not be read: {e}", self.name(), self.url))),
+            Err(e) => {
+                return Err((
+                    None,
+                    format!(
+                        "{} response from {} could not be read: {e}",
+                        self.name(),
+                        self.url
+                    ),
+                ))
+            }
         };
         let short: String = text.chars().take(500).collect();
         match status {
             200..=299 => match serde_json::from_str(&text) {
                 Ok(v) => Ok(Ok(v)),
-                Err(e) => Ok(Err(format!("{} returned malformed JSON ({e}): {short}", self.name()))),
+                Err(e) => Ok(Err(format!(
+                    "{} returned malformed JSON ({e}): {short}",
+                    self.name()
+                ))),
             },
-            429 | 500..=599 => Err((retry_after, format!("{} returned HTTP {status}: {short}", self.name()))),
-            _ => Ok(Err(format!("{} returned HTTP {status}: {short}", self.name()))),
+            429 | 500..=599 => Err((
+                retry_after,
+                format!("{} returned HTTP {status}: {short}", self.name()),
+            )),
+            _ => Ok(Err(format!(
+                "{} returned HTTP {status}: {short}",
+                self.name()
+            ))),
         }
     }
 
@@ -158,24 +208,45 @@ impl HttpEmbedder {
         let bad = |what: &str| format!("{} returned a malformed response ({what})", self.name());
         let vectors: Vec<Vec<f32>> = match self.api {
             Api::Ollama => {
-                let arr = v.get("embeddings").and_then(Value::as_array).ok_or_else(|| bad("no \"embeddings\" array"))?;
-                arr.iter().map(|e| to_floats(e).ok_or_else(|| bad("an embedding is not an array of numbers"))).collect::<Result<_, _>>()?
+                let arr = v
+                    .get("embeddings")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad("no \"embeddings\" array"))?;
+                arr.iter()
+                    .map(|e| {
+                        to_floats(e).ok_or_else(|| bad("an embedding is not an array of numbers"))
+                    })
+                    .collect::<Result<_, _>>()?
             }
             Api::OpenAi | Api::VoyageAi => {
-                let arr = v.get("data").and_then(Value::as_array).ok_or_else(|| bad("no \"data\" array"))?;
+                let arr = v
+                    .get("data")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad("no \"data\" array"))?;
                 let mut slots: Vec<Option<Vec<f32>>> = vec![None; arr.len()];
                 for (pos, item) in arr.iter().enumerate() {
                     let idx = match item.get("index") {
                         None => pos,
-                        Some(i) => i.as_u64().map(|i| i as usize).ok_or_else(|| bad("\"index\" is not an integer"))?,
+                        Some(i) => i
+                            .as_u64()
+                            .map(|i| i as usize)
+                            .ok_or_else(|| bad("\"index\" is not an integer"))?,
                     };
-                    let e = item.get("embedding").and_then(to_floats).ok_or_else(|| bad("an embedding is not an array of numbers"))?;
-                    let slot = slots.get_mut(idx).ok_or_else(|| bad("\"index\" out of range"))?;
+                    let e = item
+                        .get("embedding")
+                        .and_then(to_floats)
+                        .ok_or_else(|| bad("an embedding is not an array of numbers"))?;
+                    let slot = slots
+                        .get_mut(idx)
+                        .ok_or_else(|| bad("\"index\" out of range"))?;
                     if slot.replace(e).is_some() {
                         return Err(bad("duplicate \"index\""));
                     }
                 }
-                slots.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| bad("missing an index"))?
+                slots
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("missing an index"))?
             }
         };
         if vectors.len() != n {
@@ -183,7 +254,11 @@ impl HttpEmbedder {
         }
         if let Some(d) = self.dimensions {
             if let Some(v) = vectors.iter().find(|v| v.len() != d) {
-                return Err(format!("{} returned {} dimensions, the vectorizer expects {d}", self.name(), v.len()));
+                return Err(format!(
+                    "{} returned {} dimensions, the vectorizer expects {d}",
+                    self.name(),
+                    v.len()
+                ));
             }
         }
         Ok(vectors)
@@ -191,5 +266,8 @@ impl HttpEmbedder {
 }
 
 fn to_floats(v: &Value) -> Option<Vec<f32>> {
-    v.as_array()?.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_f64().map(|f| f as f32))
+        .collect()
 }

