@@ -81,22 +81,15 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
         let strings = |j: Option<JsonB>| -> Vec<Value> {
             j.and_then(|j| j.0.as_array().cloned()).unwrap_or_default()
         };
-        let primary_key: Vec<(String, String)> = strings(one(
-            "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)) ORDER BY k.ord)
-             FROM pg_catalog.pg_index i
-             CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid = $1 AND i.indisprimary AND k.ord <= i.indnkeyatts",
-            &[source.into()],
-        ))
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_str().unwrap_or_default().to_string(),
-                p[1].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+        // The key as create read it: names and types as format_type
+        // prints them under the fixed search_path.
+        let table = crate::catalog::source_table(source);
+        let primary_key: Vec<(String, String)> = table
+            .primary_key
+            .iter()
+            .filter_map(|k| table.column(k))
+            .map(|c| (c.name.clone(), c.type_sql.clone()))
+            .collect();
         let read_now: Vec<String> = strings(one(
             "SELECT pg_catalog.jsonb_agg(a.attname ORDER BY u.ord)
              FROM pg_catalog.pg_trigger t

@@ -23,7 +23,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{CStr, CString};
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
@@ -33,8 +33,10 @@ use pgai_migrate_core::KeyColumn;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
+use pgrx::JsonB;
 
 use crate::security::AsRole;
+use crate::spi::one;
 
 unsafe extern "C-unwind" {
     /// utils/datum.h: equal binary images (detoasting as needed). Called
@@ -122,15 +124,21 @@ fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
 pub fn _vectorizer_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    let args = trigger.extra_args()?;
-    let Some(id) = args.first().and_then(|a| a.parse::<i32>().ok()) else {
+    let data = trigger.trigger_data();
+    // SAFETY: tg_trigger and its tgnargs arguments are valid for the call.
+    let id = unsafe {
+        let t = &*data.tg_trigger;
+        (t.tgnargs == 1)
+            .then(|| CStr::from_ptr(*t.tgargs).to_str().ok()?.parse::<i32>().ok())
+            .flatten()
+    };
+    let Some(id) = id else {
         raise(
             PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
             "migrate._vectorizer_trigger() needs a vectorizer id as its argument".into(),
             "Create vectorizers with migrate.create_vectorizer.",
         )
     };
-    let data = trigger.trigger_data();
     // SAFETY: a trigger call always has its relation.
     let relid = unsafe { (*data.tg_relation).rd_id };
     forget_cache_if_stale();
@@ -154,12 +162,16 @@ pub fn _vectorizer_trigger<'a>(
             .collect()
     };
     let _owner = AsRole::new(v.owner, true);
-    match trigger.op()? {
-        PgTriggerOperation::Insert => execute(v.enqueue, keys(data.tg_trigtuple)),
-        PgTriggerOperation::Delete => forget(v, keys(data.tg_trigtuple)),
+    let op = trigger.op()?;
+    // SAFETY: one SPI connection for the statements of this call; an
+    // ERROR on the way is cleaned up by the transaction's abort.
+    unsafe { pg_sys::SPI_connect() };
+    match op {
+        PgTriggerOperation::Insert => execute(v.enqueue, &mut keys(data.tg_trigtuple)),
+        PgTriggerOperation::Delete => forget(v, &mut keys(data.tg_trigtuple)),
         PgTriggerOperation::Update => {
-            let old = keys(data.tg_trigtuple);
-            let new = keys(data.tg_newtuple);
+            let mut old = keys(data.tg_trigtuple);
+            let mut new = keys(data.tg_newtuple);
             let moved = old
                 .iter()
                 .zip(&new)
@@ -174,9 +186,9 @@ pub fn _vectorizer_trigger<'a>(
                     }
                 });
             if moved {
-                forget(v, old);
+                forget(v, &mut old);
             }
-            execute(v.enqueue, new);
+            execute(v.enqueue, &mut new);
         }
         PgTriggerOperation::Truncate => {
             // The source itself: empty everything. One partition: forget
@@ -186,39 +198,35 @@ pub fn _vectorizer_trigger<'a>(
             } else {
                 &v.orphans
             };
-            // SAFETY: plain SPI calls on a NUL-terminated statement.
-            unsafe {
-                pg_sys::SPI_connect();
-                let rc = pg_sys::SPI_exec(statement.as_ptr(), 0);
-                if rc < 0 {
-                    error!("pgai_migrate: emptying the queue and store failed ({rc})");
-                }
-                pg_sys::SPI_finish();
+            // SAFETY: a NUL-terminated statement, inside the connection.
+            let rc = unsafe { pg_sys::SPI_exec(statement.as_ptr(), 0) };
+            if rc < 0 {
+                error!("pgai_migrate: emptying the queue and store failed ({rc})");
             }
         }
     }
+    // SAFETY: closes the connection opened above.
+    unsafe { pg_sys::SPI_finish() };
     Ok(None)
 }
 
 /// The queue row first (waiting for a worker that holds the key), then,
 /// in a later statement that sees what that worker stored, the store rows.
-fn forget(v: &Vectorizer, key: Vec<pg_sys::Datum>) {
-    execute(v.dequeue, key.clone());
+fn forget(v: &Vectorizer, key: &mut [pg_sys::Datum]) {
+    execute(v.dequeue, key);
     if let Some(forget_store) = v.forget_store {
         execute(forget_store, key);
     }
 }
 
-fn execute(plan: pg_sys::SPIPlanPtr, mut values: Vec<pg_sys::Datum>) {
-    let nulls = vec![b' ' as c_char; values.len()];
+/// Runs a kept plan inside the call's SPI connection; key values are
+/// never NULL, which a NULL `Nulls` array tells SPI.
+fn execute(plan: pg_sys::SPIPlanPtr, values: &mut [pg_sys::Datum]) {
     // SAFETY: a kept plan with as many parameters as key columns.
-    unsafe {
-        pg_sys::SPI_connect();
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
-        if rc < 0 {
-            error!("pgai_migrate: queue maintenance failed ({rc})");
-        }
-        pg_sys::SPI_finish();
+    let rc =
+        unsafe { pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), std::ptr::null(), false, 0) };
+    if rc < 0 {
+        error!("pgai_migrate: queue maintenance failed ({rc})");
     }
 }
 
@@ -234,13 +242,10 @@ fn firing(id: i32, relid: pg_sys::Oid) -> Option<Rc<Firing>> {
     // have USAGE on schema migrate.
     let _elevated = AsRole::new(crate::catalog::extension_owner(), false);
     let serves = relid == vectorizer.source
-        || query(
+        || one::<bool>(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors($1) a WHERE a.relid OPERATOR(pg_catalog.=) $2)",
-            &[relid, vectorizer.source],
-        )
-        .first()
-        .and_then(|r| r[0].as_deref())
-            == Some("t");
+            &[relid.into(), vectorizer.source.into()],
+        ) == Some(true);
     if !serves {
         let name = relation_text(relid);
         raise(
@@ -282,49 +287,37 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         return Some(v);
     }
     let _elevated = AsRole::new(crate::catalog::extension_owner(), false);
-    let rows = query(
-        "SELECT v.source::pg_catalog.oid, q.relowner, v.source_pk, qn.nspname, q.relname, sn.nspname, s.relname, srcn.nspname, src.relname
-         FROM migrate.vectorizer v
-         JOIN pg_catalog.pg_class src ON src.oid OPERATOR(pg_catalog.=) v.source
-         JOIN pg_catalog.pg_namespace srcn ON srcn.oid OPERATOR(pg_catalog.=) src.relnamespace
-         LEFT JOIN pg_catalog.pg_class q ON q.oid OPERATOR(pg_catalog.=) v.queue_relid
-         LEFT JOIN pg_catalog.pg_namespace qn ON qn.oid OPERATOR(pg_catalog.=) q.relnamespace
-         LEFT JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) v.store_relid
-         LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid OPERATOR(pg_catalog.=) s.relnamespace
-         WHERE v.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4",
-        &[pg_sys::Oid::from(id as u32)],
+    let row: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_build_object('source', v.source::pg_catalog.oid::pg_catalog.int8,
+                'owner', q.relowner::pg_catalog.int8, 'queue', v.queue_relid::pg_catalog.oid::pg_catalog.int8,
+                'store', v.store_relid::pg_catalog.oid::pg_catalog.int8, 'keys', v.source_pk)
+         FROM migrate.vectorizer v LEFT JOIN pg_catalog.pg_class q ON q.oid OPERATOR(pg_catalog.=) v.queue_relid
+         WHERE v.id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
     );
     // Not cached when missing: a data-only restore may add the row later
     // without any invalidation reaching this backend.
-    let Some(row) = rows.first() else {
-        return None;
+    let row = row?.0;
+    let oid = |k: &str| row[k].as_u64().map(|o| pg_sys::Oid::from(o as u32));
+    let mut schemas = HashMap::new();
+    let mut name = |k: &str| {
+        oid(k)
+            .and_then(|o| crate::catalog::relation_name(o, &mut schemas))
+            .map(|(s, n)| qualified(&s, &n))
     };
-    let oid =
-        |i: usize| pg_sys::Oid::from(row[i].as_deref().unwrap_or("0").parse::<u32>().unwrap_or(0));
-    let (Some(qschema), Some(qname)) = (&row[3], &row[4]) else {
+    let Some(queue) = name("queue") else {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("the queue of vectorizer {id} no longer exists"),
             "Drop the vectorizer with migrate.drop_vectorizer, or restore its queue.",
         )
     };
-    let keys: Vec<KeyColumn> = serde_json::from_str(row[2].as_deref().unwrap_or("[]"))
+    let store = name("store");
+    let source_sql = name("source").unwrap_or_default();
+    let keys: Vec<KeyColumn> = serde_json::from_value(row["keys"].clone())
         .unwrap_or_else(|e| error!("pgai_migrate: vectorizer {id}: bad source_pk: {e}"));
-    let store = match (&row[5], &row[6]) {
-        (Some(s), Some(n)) => Some(qualified(s, n)),
-        _ => None,
-    };
-    let source_sql = qualified(
-        row[7].as_deref().unwrap_or_default(),
-        row[8].as_deref().unwrap_or_default(),
-    );
-    let sql = trigger_statements(
-        &source_sql,
-        &qualified(qschema, qname),
-        store.as_deref(),
-        &keys,
-    );
-    let source = oid(0);
+    let sql = trigger_statements(&source_sql, &queue, store.as_deref(), &keys);
+    let source = oid("source").unwrap_or(pg_sys::Oid::INVALID);
     let mut types: Vec<pg_sys::Oid> = keys
         .iter()
         .map(|k| {
@@ -338,7 +331,7 @@ fn vectorizer(id: i32) -> Option<Rc<Vectorizer>> {
         .collect();
     let v = Rc::new(Vectorizer {
         source,
-        owner: oid(1),
+        owner: oid("owner").unwrap_or(pg_sys::Oid::INVALID),
         enqueue: prepare(&sql.enqueue, &mut types),
         dequeue: prepare(&sql.dequeue, &mut types),
         forget_store: sql.forget_store.as_deref().map(|q| prepare(q, &mut types)),
@@ -363,46 +356,6 @@ fn prepare(sql: &str, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
         pg_sys::SPI_finish();
         plan
     }
-}
-
-/// Rows of a catalog query with oid parameters, as text.
-fn query(sql: &str, args: &[pg_sys::Oid]) -> Vec<Vec<Option<String>>> {
-    let text = CString::new(sql).expect("no NUL in SQL");
-    let mut types = vec![pg_sys::OIDOID; args.len()];
-    let mut values: Vec<pg_sys::Datum> = args.iter().map(|&a| pg_sys::Datum::from(a)).collect();
-    let nulls = vec![b' ' as c_char; args.len()];
-    let mut out = Vec::new();
-    // SAFETY: SPI calls within one connect/finish; results are copied out
-    // before SPI_finish frees them.
-    unsafe {
-        pg_sys::SPI_connect();
-        let rc = pg_sys::SPI_execute_with_args(
-            text.as_ptr(),
-            args.len() as i32,
-            types.as_mut_ptr(),
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            true,
-            0,
-        );
-        if rc < 0 {
-            error!("pgai_migrate: catalog query failed ({rc}): {sql}");
-        }
-        let table = pg_sys::SPI_tuptable;
-        for i in 0..pg_sys::SPI_processed as usize {
-            let tuple = *(*table).vals.add(i);
-            let natts = (*(*table).tupdesc).natts;
-            let row = (1..=natts)
-                .map(|c| {
-                    let p = pg_sys::SPI_getvalue(tuple, (*table).tupdesc, c);
-                    (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
-                })
-                .collect();
-            out.push(row);
-        }
-        pg_sys::SPI_finish();
-    }
-    out
 }
 
 fn relation_text(relid: pg_sys::Oid) -> String {
