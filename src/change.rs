@@ -61,7 +61,12 @@ fn prepare(existing: &Existing, changes: &Value, source_given: Option<pg_sys::Oi
             );
         }
     }
-    let source = catalog::source_table(existing.source);
+    let mut source = catalog::source_table(existing.source);
+    // A column destination's own column is not a source column to plan
+    // with (it is renamed, retyped or dropped by the change).
+    if let Some(own) = existing.row["embedding_column"].as_str() {
+        source.columns.retain(|c| c.name != own);
+    }
     merged["source"] = json!(source.qualified_name);
     let config = Config::parse(&merged).or_raise();
     let env = catalog::environment();

@@ -884,7 +884,13 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             }
         }
         Destination::Column { embedding_column } => {
-            if source.column(embedding_column).is_some() {
+            // A vector column may be one a drop kept: the caller decides
+            // whether it can be taken over.
+            let kept = |c: &SourceColumn| {
+                c.type_sql
+                    .ends_with(&format!("vector({})", config.embedding.dimensions))
+            };
+            if source.column(embedding_column).is_some_and(|c| !kept(c)) {
                 return Err(ConfigError::new(
                     ErrorKind::DuplicateColumn,
                     "destination.embedding_column",
