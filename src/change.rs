@@ -469,6 +469,9 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                         qualified(&catalog::environment().vector_schema, "vector"),
                         new_dims.unwrap_or(0)
                     );
+                    // The rewrite checks the table's constraints, which
+                    // may call the owner's functions: run it as the owner.
+                    let _owner = AsRole::new(owner, false);
                     run(&format!(
                         "ALTER TABLE {src} ALTER COLUMN {c} TYPE {vector} USING NULL::{vector}",
                         c = pgai_migrate_core::ident::quote_ident(col)

@@ -469,3 +469,19 @@ def test_label_survives_a_rolled_back_operation(db):
             raise psycopg.Rollback()
         create_vectorizer(db, BLOG_CONFIG)
     assert [r[2] for r in revisions(db)] == ["0001"]
+
+
+def test_column_destination_model_change_clears_the_column(db):
+    create_blog(db)
+    create_vectorizer(db, {**BLOG_CONFIG, "destination": {"implementation": "column", "embedding_column": "emb"},
+                           "chunking": "none"})
+    db.execute(f"UPDATE blog SET emb = {ZERO}")
+    db.execute("DELETE FROM migrate._vectorizer_q_1")
+    alter(db, {"embedding": {"model": "text-embedding-3-large"}}, reembed=True)
+    assert db.execute("SELECT count(emb) FROM blog").fetchone()[0] == 0
+    assert queued(db) == [1, 2, 3]
+    # a column rename is in place and keeps the values
+    db.execute(f"UPDATE blog SET emb = {ZERO} WHERE id = 1")
+    alter(db, {"destination": {"embedding_column": "vec"}, "name": "v2"})
+    assert db.execute("SELECT count(vec) FROM blog").fetchone()[0] == 1
+    assert db.execute("SELECT embedding_column FROM migrate.vectorizer").fetchone()[0] == "vec"
