@@ -55,7 +55,10 @@ AS $$
 $$;
 
 -- pgai's drop by id.
-CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false, label text DEFAULT NULL) RETURNS void
+-- No label argument: a third positional argument would make
+-- drop_vectorizer('name', false, NULL) ambiguous with the by-name form
+-- (the setting migrate.revision_label labels it).
+CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -70,7 +73,7 @@ BEGIN
     IF _name IS NULL THEN
         RAISE EXCEPTION 'vectorizer % does not exist', vectorizer_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM migrate.drop_vectorizer(_name, drop_all, label => label);
+    PERFORM migrate.drop_vectorizer(_name, drop_all);
 END
 $$;
 

@@ -69,8 +69,8 @@ AS $$
         'if_not_exists', if_not_exists)), label)
 $$;
 
--- drop: by name and by id, with label.
-DROP FUNCTION migrate.drop_vectorizer(int4, bool);
+-- drop by name, with label (pgai's by-id form stays as it was: a third
+-- positional argument would make it ambiguous with this one).
 DROP FUNCTION migrate.drop_vectorizer(text, bool, bool);
 
 CREATE FUNCTION migrate."drop_vectorizer"(
@@ -82,25 +82,6 @@ CREATE FUNCTION migrate."drop_vectorizer"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'drop_vectorizer_labelled_wrapper';
-
-CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false, label text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    _name text;
-BEGIN
-    IF vectorizer_id IS NULL OR drop_all IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN vectorizer_id IS NULL THEN 'vectorizer_id' ELSE 'drop_all' END
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT v.name INTO _name FROM migrate.vectorizer v WHERE v.id = vectorizer_id;
-    IF _name IS NULL THEN
-        RAISE EXCEPTION 'vectorizer % does not exist', vectorizer_id USING ERRCODE = 'undefined_object';
-    END IF;
-    PERFORM migrate.drop_vectorizer(_name, drop_all, label => label);
-END
-$$;
 
 -- Changing vectorizers.
 CREATE FUNCTION migrate."alter_vectorizer"(
