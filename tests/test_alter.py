@@ -485,3 +485,20 @@ def test_column_destination_model_change_clears_the_column(db):
     alter(db, {"destination": {"embedding_column": "vec"}, "name": "v2"})
     assert db.execute("SELECT count(vec) FROM blog").fetchone()[0] == 1
     assert db.execute("SELECT embedding_column FROM migrate.vectorizer").fetchone()[0] == "vec"
+
+
+def test_partitioned_source_follows_a_template_change(db):
+    db.execute("CREATE TABLE p (id int PRIMARY KEY, title text, content text) PARTITION BY RANGE (id)")
+    db.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
+    db.execute("CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200)")
+    db.execute("INSERT INTO p VALUES (1, 'a', 'b'), (150, 'c', 'd')")
+    create_vectorizer(db, {**BLOG_CONFIG, "source": "p", "name": "pv",
+                           "destination": {"implementation": "table", "destination": "pe"}})
+    db.execute("DELETE FROM migrate._vectorizer_q_1")
+    alter(db, {"formatting": {"template": "$chunk"}}, name="pv", reembed=True)
+    assert queued(db, "pv") == [1, 150]
+    db.execute("DELETE FROM migrate._vectorizer_q_1")
+    db.execute("UPDATE p SET title = 'z'")
+    assert queued(db, "pv") == []
+    db.execute("UPDATE p SET content = 'z' WHERE id = 150")
+    assert queued(db, "pv") == [150]
