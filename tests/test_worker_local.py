@@ -183,3 +183,39 @@ def test_disabled_and_unselected_vectorizers_are_skipped(wdb):
         wdb.execute("UPDATE migrate.vectorizer SET disabled = false")
     run_worker(wdb.info.dbname, "--vectorizer", "blog_vec")
     assert sorted(store(wdb)) == [1, 2]
+
+
+def test_an_alter_committed_while_a_batch_waits_is_embedded_with_the_new_config(wdb):
+    """The worker read the vectorizer, then waited for the queue while an
+    alter_vectorizer re-queued every row for a new template: it must not
+    embed those rows with the template it read first."""
+    blog(wdb, POSTS[:3])
+    vectorizer(wdb)
+    with connect(wdb.info.dbname) as alterer:
+        with alterer.transaction():
+            alterer.execute("LOCK TABLE migrate._vectorizer_q_1 IN ACCESS EXCLUSIVE MODE")
+            w = subprocess.Popen(
+                [worker_bin(), "run", "--db", f"host={alterer.info.host} port={alterer.info.port} user={alterer.info.user} dbname={wdb.info.dbname}",
+                 "--once", "--retry-delay", "0"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                pid = None
+                for _ in range(500):
+                    alterer.execute("SELECT pg_stat_clear_snapshot()")
+                    row = alterer.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%%SKIP LOCKED%%' "
+                                          "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()").fetchone()
+                    if row:
+                        pid = row[0]
+                        break
+                    import time
+                    time.sleep(0.02)
+                assert pid, "the worker never waited for the queue"
+                alterer.execute("SELECT migrate.alter_vectorizer('blog_vec', %s::jsonb, reembed => true)",
+                                (json.dumps({"formatting": {"template": "NEW $title: $chunk"}}),))
+            except BaseException:
+                w.kill()
+                raise
+        out, err = w.communicate(timeout=120)
+    assert w.returncode == 0, err
+    chunks = [c for cs in store(wdb).values() for c in cs]
+    assert len(chunks) == 3 and all(c.startswith("NEW ") for c in chunks), chunks
