@@ -502,3 +502,17 @@ def test_partitioned_source_follows_a_template_change(db):
     assert queued(db, "pv") == []
     db.execute("UPDATE p SET content = 'z' WHERE id = 150")
     assert queued(db, "pv") == [150]
+
+
+def test_plan_by_a_role_that_cannot_read_the_source_uses_the_estimate(blog, roles):
+    r = roles("reader")
+    blog.execute(f'GRANT USAGE ON SCHEMA migrate TO "{r}"')
+    blog.execute("ANALYZE blog")
+    try:
+        with connect(blog.info.dbname, user=r) as c:
+            rows = plan(c, {**BLOG_CONFIG, "chunking": {**BLOG_CONFIG["chunking"], "chunk_size": 900}})
+            assert rows == [("chunking.chunk_size", 800, 900, "reembed", 4)]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute("SELECT count(*) FROM blog")
+    finally:
+        blog.execute(f'REVOKE USAGE ON SCHEMA migrate FROM "{r}"')
