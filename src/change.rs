@@ -194,6 +194,7 @@ pub fn alter_vectorizer_named(
     }
     apply(&existing, &p, !stale.is_empty());
     let label = catalog::take_label(label);
+    let _elevated = AsRole::new(catalog::extension_owner(), false);
     catalog::record_revision(
         existing.id,
         &p.plan.name,
@@ -364,9 +365,13 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
     }
     // Written now, so the DDL event triggers below compare the database
     // with the new config and the new UPDATE OF list.
-    catalog::update_config(id, plan);
-    if rebuild {
-        catalog::forget_destination(id);
+    {
+        // The catalog is the extension owner's to write.
+        let _elevated = AsRole::new(catalog::extension_owner(), false);
+        catalog::update_config(id, plan);
+        if rebuild {
+            catalog::forget_destination(id);
+        }
     }
     let owner = owner_of(existing.source);
     let q = qualified(&plan.queue.schema, &plan.queue.name);
@@ -537,6 +542,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             ));
         }
     }
+    let _elevated = AsRole::new(catalog::extension_owner(), false);
     catalog::update(id, plan, Some(Value::Array(recorded_now)));
 }
 
