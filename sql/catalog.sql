@@ -63,7 +63,9 @@ CREATE TABLE migrate.revision (
     drop_all        boolean,
     applied_at      timestamptz NOT NULL DEFAULT now(),
     applied_by      name NOT NULL,
-    label           text
+    label           text,
+    -- Since 0.3.0: the revision a restore_vectorizer re-created this from.
+    restored_from   bigint
 );
 CREATE INDEX ON migrate.revision (vectorizer_id);
 

@@ -11,6 +11,7 @@ use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
 use pgrx::prelude::*;
 use serde_json::Value;
 
+use crate::adopt;
 use crate::catalog;
 use crate::error::{raise, OrRaise};
 use crate::security::{current_user, AsRole};
@@ -26,7 +27,10 @@ use crate::spi::{one, run, set_search_path};
     schema = "migrate",
     name = "create_vectorizer"
 )]
-pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
+pub fn create_vectorizer_labelled(
+    config: Option<&str>,
+    label: default!(Option<&str>, "NULL"),
+) -> i32 {
     let Some(config) = config else {
         raise(ConfigError::new(
             ErrorKind::NullValue,
@@ -42,6 +46,12 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     )
     .expect("not NULL");
     let config = Config::parse_text(&text).or_raise();
+    create(&config, label, None)
+}
+
+/// Creates a vectorizer from a parsed config; `restored_from` names the
+/// revision a restore took it from.
+pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) -> i32 {
     let (_, caller) = current_user();
     // Existing rows are queued by statements that, under REPEATABLE READ or
     // SERIALIZABLE, see the transaction's first snapshot: a row committed
@@ -110,19 +120,34 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     );
     catalog::lock_names(&locks);
     if let Some(existing) = catalog::find(&plan.name) {
-        return already_exists(&config, &plan, existing, &caller_path);
+        return already_exists(config, &plan, existing, &caller_path);
     }
     for (path, schema) in &plan.schemas {
         check_schema(path, schema);
     }
+    // A store, view or embedding column a drop kept (drop_all => false) is
+    // taken over, embeddings and all, when it still has the shape this
+    // config makes and belongs to the source's owner; anything else in
+    // the way is an error.
+    let kept = adopt::find(&plan, relid, &source);
     for r in relations {
-        if catalog::relation_exists(&r.schema, &r.name) {
-            raise(ConfigError::new(
-                ErrorKind::DuplicateTable,
-                r.path.clone(),
-                format!("relation \"{}.{}\" already exists", r.schema, r.name),
-            ));
+        let adopted = [&plan.store, &plan.view]
+            .iter()
+            .zip([kept.store, kept.view])
+            .any(|(p, k)| k && p.as_ref() == Some(r));
+        if !adopted && catalog::relation_exists(&r.schema, &r.name) {
+            raise(
+                ConfigError::new(
+                    ErrorKind::DuplicateTable,
+                    r.path.clone(),
+                    format!("relation \"{}.{}\" already exists", r.schema, r.name),
+                )
+                .with_detail_opt(kept.why_not(r)),
+            );
         }
+    }
+    if let Some(why) = &kept.column_error {
+        raise(why.clone());
     }
     for (i, role) in config.grant_to.iter().enumerate() {
         let exists: bool = one(
@@ -146,48 +171,14 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
     if !plan.shared_grants.is_empty() {
         catalog::lock_grants();
     }
-    let mut grantable: HashMap<&str, bool> = HashMap::new();
-    let mut shared_grants = Vec::new();
-    for g in &plan.shared_grants {
-        let missing = match &g.target {
-            GrantTarget::Source => one::<bool>(
-                "SELECT NOT pg_catalog.has_table_privilege(r.oid, $2, 'SELECT') FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
-                &[g.role.as_str().into(), relid.into()],
-            ),
-            // The column is created by this call: nobody holds it yet.
-            GrantTarget::EmbeddingColumn(_) => Some(true),
-            GrantTarget::Schema(schema) => {
-                let ok = *grantable.entry(schema.as_str()).or_insert_with(|| {
-                    let ok = schema == EXTENSION_SCHEMA
-                        || one::<bool>(
-                            "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
-                            &[schema.as_str().into()],
-                        ) == Some(true);
-                    if !ok {
-                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
-                    }
-                    ok
-                });
-                if ok {
-                    one::<bool>(
-                        "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
-                        &[g.role.as_str().into(), schema.as_str().into()],
-                    )
-                } else {
-                    Some(false)
-                }
-            }
-        };
-        // Held because another vectorizer granted it: record it too, so
-        // the privilege stays until the last vectorizer needing it goes.
-        if missing == Some(true) || catalog::grant_still_needed(id, relid, &g.to_json()) {
-            shared_grants.push((g, missing == Some(true)));
-        }
-    }
+    let shared_grants = decide_shared_grants(id, relid, &plan.shared_grants);
 
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
         set_search_path(&plan.ddl_search_path);
+        for sql in kept.destination_sql(&plan) {
+            run(&sql);
+        }
         for sql in &plan.create {
             run(sql);
         }
@@ -224,7 +215,17 @@ pub fn create_vectorizer_text(config: Option<&str>) -> i32 {
         }
         let granted: Value = shared_grants.iter().map(|(g, _)| g.to_json()).collect();
         catalog::insert(id, &plan, relid, &source, &caller, granted);
-        catalog::record_revision(id, &plan.name, "create", &plan.config, None, &caller);
+        let label = catalog::take_label(label);
+        catalog::record_revision(
+            id,
+            &plan.name,
+            "create",
+            &plan.config,
+            None,
+            &caller,
+            label.as_deref(),
+            restored_from,
+        );
     }
     set_search_path(&caller_path);
     id
@@ -288,7 +289,7 @@ fn keys(a: &Value, b: &Value) -> Vec<String> {
     out
 }
 
-fn check_schema(path: &str, schema: &str) {
+pub fn check_schema(path: &str, schema: &str) {
     let state: Option<bool> = one(
         "SELECT (SELECT pg_catalog.has_schema_privilege(oid, 'CREATE') FROM pg_catalog.pg_namespace WHERE nspname = $1)",
         &[schema.into()],
@@ -320,10 +321,11 @@ fn check_schema(path: &str, schema: &str) {
     schema = "migrate",
     name = "drop_vectorizer"
 )]
-pub fn drop_vectorizer_by_name(
+pub fn drop_vectorizer_labelled(
     name: Option<&str>,
     drop_all: default!(Option<bool>, false),
     if_exists: default!(Option<bool>, false),
+    label: default!(Option<&str>, "NULL"),
 ) {
     let not_null = |what: &str| -> ! {
         raise(ConfigError::new(
@@ -399,12 +401,6 @@ pub fn drop_vectorizer_by_name(
     // shared grant no other vectorizer still records. A role dropped
     // since (after DROP OWNED) has nothing left to revoke.
     let mut revokes = Vec::new();
-    let live_role = |role: &str| {
-        one::<bool>(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)",
-            &[role.into()],
-        ) == Some(true)
-    };
     if !drop_all {
         let roles: Vec<String> = existing.config["grant_to"]
             .as_array()
@@ -429,35 +425,12 @@ pub fn drop_vectorizer_by_name(
     if !recorded.is_empty() {
         catalog::lock_grants();
     }
-    for g in &recorded {
-        let Some(grant) = SharedGrant::from_json(g) else {
-            continue;
-        };
-        if !live_role(&grant.role) || catalog::grant_still_needed(existing.id, existing.source, g) {
-            continue;
-        }
-        match &grant.target {
-            GrantTarget::Source => {
-                if let Some(src) = &source {
-                    revokes.push(grant.revoke_sql(src));
-                }
-            }
-            GrantTarget::EmbeddingColumn(column) => {
-                let present = one::<bool>(
-                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
-                    &[existing.source.into(), column.as_str().into()],
-                ) == Some(true);
-                if let (Some(src), true) = (&source, present) {
-                    revokes.push(grant.revoke_sql(src));
-                }
-            }
-            GrantTarget::Schema(schema) => {
-                if catalog::schema_exists(schema) {
-                    revokes.push(grant.revoke_sql(""));
-                }
-            }
-        }
-    }
+    revokes.extend(revoke_recorded(
+        existing.id,
+        existing.source,
+        source.as_deref(),
+        &recorded,
+    ));
     {
         let _elevated = AsRole::new(catalog::extension_owner(), false);
         for sql in &revokes {
@@ -469,6 +442,7 @@ pub fn drop_vectorizer_by_name(
         for sql in drop_sql(&triggers, &queues, view.as_ref(), store.as_ref()) {
             run(&sql);
         }
+        let label = catalog::take_label(label);
         catalog::record_revision(
             existing.id,
             name,
@@ -476,7 +450,113 @@ pub fn drop_vectorizer_by_name(
             &existing.config,
             Some(drop_all),
             &caller,
+            label.as_deref(),
+            None,
         );
     }
     set_search_path(&caller_path);
+}
+
+/// Which of `grants` (shared privileges `grant_to` roles need) to record
+/// for vectorizer `id`, and whether each must be given now (the role lacks
+/// it). One another vectorizer recorded is recorded too, so the privilege
+/// stays until the last vectorizer needing it goes. USAGE on a schema is
+/// the schema owner's to give, so it is given only where the caller could
+/// have.
+pub fn decide_shared_grants(
+    id: i32,
+    relid: pg_sys::Oid,
+    grants: &[SharedGrant],
+) -> Vec<(SharedGrant, bool)> {
+    let mut grantable: HashMap<String, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for g in grants {
+        let missing = match &g.target {
+            GrantTarget::Source => one::<bool>(
+                "SELECT NOT pg_catalog.has_table_privilege(r.oid, $2, 'SELECT') FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
+                &[g.role.as_str().into(), relid.into()],
+            ),
+            GrantTarget::EmbeddingColumn(column) => one::<bool>(
+                // No row while the column does not exist yet: nobody holds it.
+                "SELECT NOT pg_catalog.has_column_privilege(r.oid, $2, a.attnum, 'UPDATE') FROM pg_catalog.pg_roles r, pg_catalog.pg_attribute a
+                 WHERE r.rolname = $1 AND a.attrelid = $2 AND a.attname = $3 AND NOT a.attisdropped",
+                &[g.role.as_str().into(), relid.into(), column.as_str().into()],
+            )
+            .or(Some(true)),
+            GrantTarget::Schema(schema) => {
+                let ok = *grantable.entry(schema.clone()).or_insert_with(|| {
+                    let ok = schema == EXTENSION_SCHEMA
+                        || one::<bool>(
+                            "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+                            &[schema.as_str().into()],
+                        ) == Some(true);
+                    if !ok {
+                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+                    }
+                    ok
+                });
+                if ok {
+                    one::<bool>(
+                        "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
+                        &[g.role.as_str().into(), schema.as_str().into()],
+                    )
+                } else {
+                    Some(false)
+                }
+            }
+        };
+        if missing == Some(true) || catalog::grant_still_needed(id, relid, &g.to_json()) {
+            out.push((g.clone(), missing == Some(true)));
+        }
+    }
+    out
+}
+
+/// REVOKEs for shared grants vectorizer `id` recorded and no longer needs,
+/// except those another vectorizer still records (the caller holds
+/// [`catalog::lock_grants`]) and those of roles dropped since.
+pub fn revoke_recorded(
+    id: i32,
+    source_relid: pg_sys::Oid,
+    source_sql: Option<&str>,
+    recorded: &[Value],
+) -> Vec<String> {
+    let mut revokes = Vec::new();
+    for g in recorded {
+        let Some(grant) = SharedGrant::from_json(g) else {
+            continue;
+        };
+        if !live_role(&grant.role) || catalog::grant_still_needed(id, source_relid, g) {
+            continue;
+        }
+        match &grant.target {
+            GrantTarget::Source => {
+                if let Some(src) = source_sql {
+                    revokes.push(grant.revoke_sql(src));
+                }
+            }
+            GrantTarget::EmbeddingColumn(column) => {
+                let present = one::<bool>(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
+                    &[source_relid.into(), column.as_str().into()],
+                ) == Some(true);
+                if let (Some(src), true) = (source_sql, present) {
+                    revokes.push(grant.revoke_sql(src));
+                }
+            }
+            GrantTarget::Schema(schema) => {
+                if catalog::schema_exists(schema) {
+                    revokes.push(grant.revoke_sql(""));
+                }
+            }
+        }
+    }
+    revokes
+}
+
+pub fn live_role(role: &str) -> bool {
+    one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)",
+        &[role.into()],
+    ) == Some(true)
 }

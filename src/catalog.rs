@@ -400,8 +400,27 @@ pub fn delete(id: i32) {
     run_with("DELETE FROM migrate.vectorizer WHERE id = $1", &[id.into()]);
 }
 
-/// One row of history, labelled with `migrate.revision_label` when the
-/// migration set it.
+/// The label of a revision: the `label` argument, else the setting
+/// `migrate.revision_label`. The setting is consumed by the first
+/// operation that records a revision (an explicit label consumes it too),
+/// so a label one migration set never reaches the next migration's rows
+/// when a tool runs several migrations in one transaction.
+pub fn take_label(explicit: Option<&str>) -> Option<String> {
+    let set: Option<String> = one(
+        "SELECT NULLIF(pg_catalog.current_setting('migrate.revision_label', true), '')",
+        &[],
+    );
+    if set.is_some() {
+        run_with(
+            "SELECT pg_catalog.set_config('migrate.revision_label', '', false)",
+            &[],
+        );
+    }
+    explicit.map(String::from).or(set)
+}
+
+/// One row of history.
+#[allow(clippy::too_many_arguments)]
 pub fn record_revision(
     id: i32,
     name: &str,
@@ -409,10 +428,12 @@ pub fn record_revision(
     config: &Value,
     drop_all: Option<bool>,
     caller: &str,
+    label: Option<&str>,
+    restored_from: Option<i64>,
 ) {
     run_with(
-        "INSERT INTO migrate.revision (vectorizer_id, vectorizer_name, operation, config, drop_all, applied_by, label)
-         VALUES ($1, $2, $3, $4, $5, $6, NULLIF(pg_catalog.current_setting('migrate.revision_label', true), ''))",
+        "INSERT INTO migrate.revision (vectorizer_id, vectorizer_name, operation, config, drop_all, applied_by, label, restored_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             id.into(),
             name.into(),
@@ -420,6 +441,67 @@ pub fn record_revision(
             JsonB(config.clone()).into(),
             drop_all.into(),
             caller.into(),
+            label.into(),
+            restored_from.into(),
         ],
+    );
+}
+
+/// Writes what a change makes of a vectorizer: name, config, the names
+/// and OIDs of its objects (looked up by the plan's names, which exist by
+/// now), what its update trigger reads, and the shared grants it holds.
+pub fn update(id: i32, plan: &Plan, grants: Option<Value>) {
+    let (ts, tt) = split(plan.store.as_ref());
+    let (vs, vn) = split(plan.view.as_ref());
+    run_with(
+        "UPDATE migrate.vectorizer SET name = $2, config = $3, queue_schema = $4, queue_table = $5, queue_failed_table = $6,
+                target_schema = $7, target_table = $8, view_schema = $9, view_name = $10, embedding_column = $11, read_columns = $12,
+                queue_relid = pg_catalog.format('%I.%I', $4, $5)::pg_catalog.regclass,
+                queue_failed_relid = pg_catalog.format('%I.%I', $4, $6)::pg_catalog.regclass,
+                store_relid = CASE WHEN $8 IS NOT NULL THEN pg_catalog.to_regclass(pg_catalog.format('%I.%I', $7, $8)) END,
+                view_relid = CASE WHEN $10 IS NOT NULL THEN pg_catalog.to_regclass(pg_catalog.format('%I.%I', $9, $10)) END,
+                grants = COALESCE($13, grants)
+         WHERE id = $1",
+        &[
+            id.into(),
+            plan.name.as_str().into(),
+            JsonB(plan.config.clone()).into(),
+            plan.queue.schema.as_str().into(),
+            plan.queue.name.as_str().into(),
+            plan.failed_queue.name.as_str().into(),
+            ts.into(),
+            tt.into(),
+            vs.into(),
+            vn.into(),
+            plan.embedding_column.clone().into(),
+            plan.read_columns.clone().into(),
+            grants.map(JsonB).into(),
+        ],
+    );
+}
+
+/// The part of [`update`] written before a change's DDL runs, so that the
+/// DDL event triggers, which compare the catalog with the database after
+/// each command, see the new config and update trigger columns.
+pub fn update_config(id: i32, plan: &Plan) {
+    run_with(
+        "UPDATE migrate.vectorizer SET name = $2, config = $3, read_columns = $4, embedding_column = $5 WHERE id = $1",
+        &[
+            id.into(),
+            plan.name.as_str().into(),
+            JsonB(plan.config.clone()).into(),
+            plan.read_columns.clone().into(),
+            plan.embedding_column.clone().into(),
+        ],
+    );
+}
+
+/// Forgets the store and view of a vectorizer before they are dropped and
+/// made again by a change (the drop event trigger refuses to drop a live
+/// vectorizer's objects).
+pub fn forget_destination(id: i32) {
+    run_with(
+        "UPDATE migrate.vectorizer SET store_relid = NULL, view_relid = NULL WHERE id = $1",
+        &[id.into()],
     );
 }

@@ -13,8 +13,10 @@
 
 use pgrx::prelude::*;
 
+mod adopt;
 mod api;
 mod catalog;
+mod change;
 mod ddl;
 mod error;
 mod introspection;
@@ -53,8 +55,8 @@ extension_sql_file!(
     name = "call_forms",
     requires = [
         "helpers",
-        api::create_vectorizer_text,
-        api::drop_vectorizer_by_name,
+        api::create_vectorizer_labelled,
+        api::drop_vectorizer_labelled,
         introspection::list_managed_tables,
         trigger::_vectorizer_trigger
     ]

@@ -19,7 +19,7 @@ from conftest import BLOG_CONFIG, CONNINFO, connect, create_blog, create_vectori
 pytestmark = pytest.mark.usefixtures("server_watch")
 
 ZERO = "array_fill(0, ARRAY[768])::vector"
-CURRENT = "0.2.0"
+CURRENT = "0.3.0"
 
 
 def released_installed(conn, version):
@@ -88,11 +88,19 @@ def schema_of_extension(c):
         columns=rows(
             "SELECT attrelid::regclass::text, attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(d.adbin, d.adrelid) "
             "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-            "WHERE attrelid IN ('migrate.vectorizer'::regclass, 'migrate.revision'::regclass, 'migrate.vectorizer_status'::regclass) "
+            "WHERE attrelid IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'migrate'::regnamespace "
+            "AND c.relkind IN ('r', 'v') AND c.relname NOT LIKE '\\_vectorizer\\_q\\_%') "
             "AND attnum > 0 AND NOT attisdropped ORDER BY 1, attnum"
         ),
         event_triggers=rows("SELECT evtname, evtevent, evtfoid::regproc::text, evttags FROM pg_event_trigger ORDER BY 1"),
-        views=rows("SELECT pg_get_viewdef('migrate.vectorizer_status'::regclass)"),
+        relations=rows(
+            "SELECT c.oid::regclass::text, c.relkind, c.relacl::text, c.reloptions::text, "
+            "CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END FROM pg_class c "
+            "JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype = 'e' "
+            "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pgai_migrate' ORDER BY 1"
+        ),
+        policies=rows("SELECT polrelid::regclass::text, polname, polcmd, pg_get_expr(polqual, polrelid), "
+                      "pg_get_expr(polwithcheck, polrelid) FROM pg_policy ORDER BY 1, 2"),
         # Schema migrate is a member; the extension lives in vector's schema.
         layout=rows(
             "SELECT e.extnamespace = v.extnamespace, EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass "
@@ -164,6 +172,53 @@ def test_update_from_0_1_0_as_released(roles, empty_db, new_database):
                                        "destination": {"implementation": "table", "destination": "post_e"}})
         assert new_id == 3
         updated = schema_of_extension(c)
+
+    fresh = new_database(empty=True)
+    with connect(fresh) as c:
+        c.execute("CREATE EXTENSION pgai_migrate CASCADE")
+        assert schema_of_extension(c) == updated
+
+
+def test_update_from_0_2_0_as_released(roles, new_database):
+    """0.2.0 as released, in use; the package is upgraded; its entry points
+    whose arguments changed fail cleanly until the update; the update keeps
+    everything, and the result equals a fresh install."""
+    db = new_database(empty=True)
+    worker = roles("worker")
+    with connect(db) as c:
+        assert released_installed(c, "0.2.0"), "pgai_migrate 0.2.0 is not installed: run scripts/setup.sh (scripts/released.sh)"
+        c.execute("CREATE EXTENSION vector")
+        c.execute("CREATE EXTENSION pgai_migrate VERSION '0.2.0'")
+        create_blog(c)
+        with c.transaction():
+            c.execute("SET LOCAL migrate.revision_label = 'v1'")
+            create_vectorizer(c, {**BLOG_CONFIG, "grant_to": [worker]})
+        c.execute(f"INSERT INTO blog_embeddings_store (id, chunk_seq, chunk, embedding) VALUES (1, 0, 'c', {ZERO})")
+        c.execute("DELETE FROM migrate._vectorizer_q_1 WHERE id = 2")
+        before = c.execute("SELECT id, name, config, grants FROM migrate.vectorizer").fetchall()
+        revisions = c.execute("SELECT id, operation, config, label FROM migrate.revision ORDER BY id").fetchall()
+
+        c.execute("UPDATE pg_proc SET probin = '$libdir/pgai_migrate' WHERE probin = '$libdir/pgai_migrate-0.2.0'")
+        with pytest.raises(psycopg.errors.UndefinedFunction) as e:
+            c.execute("SELECT migrate.drop_vectorizer('blog_content_embedder')")
+        assert "could not find function" in e.value.diag.message_primary
+        c.execute("INSERT INTO blog VALUES (5, 'title 5', 'content 5')")
+        assert queued(c) == [1, 3, 5]
+
+        c.execute("ALTER EXTENSION pgai_migrate UPDATE")
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgai_migrate'").fetchone()[0] == CURRENT
+        assert c.execute("SELECT id, name, config, grants FROM migrate.vectorizer").fetchall() == before
+        assert c.execute("SELECT id, operation, config, label FROM migrate.revision ORDER BY id").fetchall() == revisions
+        assert c.execute("SELECT id, chunk FROM blog_embeddings").fetchall() == [(1, "c")]
+        # 0.3.0's operations on a vectorizer 0.2.0 made
+        c.execute("SELECT migrate.alter_vectorizer('blog_content_embedder', '{\"chunking\": {\"chunk_size\": 500}}', reembed => true, label => 'v2')")
+        assert queued(c) == [1, 2, 3, 5]
+        c.execute("SELECT migrate.drop_vectorizer('blog_content_embedder', label => 'v3')")
+        c.execute("SELECT migrate.restore_vectorizer('blog_content_embedder')")
+        assert c.execute("SELECT id, chunk FROM blog_embeddings").fetchall() == [(1, "c")]
+        assert [r[0] for r in c.execute("SELECT label FROM migrate.revision ORDER BY id").fetchall()] == ["v1", "v2", "v3", None]
+        updated = schema_of_extension(c)
+        c.execute("SELECT migrate.drop_vectorizer('blog_content_embedder', drop_all => true)")
 
     fresh = new_database(empty=True)
     with connect(fresh) as c:

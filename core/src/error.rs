@@ -86,6 +86,13 @@ impl ConfigError {
         self
     }
 
+    pub fn with_detail_opt(mut self, detail: Option<String>) -> Self {
+        if detail.is_some() {
+            self.detail = detail;
+        }
+        self
+    }
+
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self

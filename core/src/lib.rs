@@ -2,6 +2,7 @@
 //! validation, and the one place that builds SQL text. Nothing here needs a
 //! PostgreSQL server, so it is unit-tested with plain `cargo test`.
 
+pub mod change;
 pub mod config;
 pub mod error;
 pub mod ident;

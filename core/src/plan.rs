@@ -82,6 +82,15 @@ pub struct Plan {
     /// extension owner's rights (PostgreSQL itself runs the index build's
     /// comparisons as the table owner).
     pub index: Vec<String>,
+    /// The destination's objects, each list run in order with the
+    /// extension owner's rights, before [`Plan::create`]: the store table
+    /// (created, given to the source's owner, granted to `grant_to`), the
+    /// view (likewise), or a column destination's column. Separate so
+    /// that create can adopt a store or view a drop kept, and alter can
+    /// rebuild the destination alone.
+    pub store_sql: Vec<String>,
+    pub view_sql: Vec<String>,
+    pub column_sql: Vec<String>,
     /// The columns of the `UPDATE OF` list, in its order: the key, the
     /// loading column and the template's columns. Recorded, so that a
     /// rename (which PostgreSQL follows in the trigger) can be followed in
@@ -361,24 +370,27 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
 
     let mut create = Vec::new();
     let mut owned = Vec::new();
+    let mut store_sql = Vec::new();
+    let mut view_sql = Vec::new();
+    let mut column_sql = Vec::new();
 
     if let Some(s) = &store {
         let st = qualified(&s.schema, &s.name);
-        create.push(format!(
+        store_sql.push(format!(
             "CREATE TABLE {st} (embedding_uuid pg_catalog.uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() PRIMARY KEY, {pk_defs}, chunk_seq pg_catalog.int4 NOT NULL, chunk pg_catalog.text NOT NULL, embedding {vector_type} NOT NULL, UNIQUE ({pk_list}, chunk_seq))"
         ));
-        owned.push(format!("ALTER TABLE {st} OWNER TO {owner}"));
+        store_sql.push(format!("ALTER TABLE {st} OWNER TO {owner}"));
     }
     if let (Some(s), Some(v)) = (&store, &view) {
         let vw = qualified(&v.schema, &v.name);
-        create.push(format!(
+        view_sql.push(format!(
             "CREATE VIEW {vw} AS {}",
             view_query(source, &qualified(&s.schema, &s.name), None)
         ));
-        owned.push(format!("ALTER VIEW {vw} OWNER TO {owner}"));
+        view_sql.push(format!("ALTER VIEW {vw} OWNER TO {owner}"));
     }
     if let Some(col) = &embedding_column {
-        create.push(format!(
+        column_sql.push(format!(
             "ALTER TABLE {src} ADD COLUMN {} {vector_type}",
             quote_ident(col)
         ));
@@ -455,13 +467,13 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
             });
         }
         if let Some(s) = &store {
-            after_queue.push(format!(
+            store_sql.push(format!(
                 "GRANT {STORE_PRIVILEGES} ON {} TO {r}",
                 qualified(&s.schema, &s.name)
             ));
         }
         if let Some(v) = &view {
-            after_queue.push(format!(
+            view_sql.push(format!(
                 "GRANT {VIEW_PRIVILEGES} ON {} TO {r}",
                 qualified(&v.schema, &v.name)
             ));
@@ -510,8 +522,25 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         shared_grants,
         as_owner,
         index,
+        store_sql,
+        view_sql,
+        column_sql,
         read_columns: read.iter().map(|c| c.name.clone()).collect(),
     })
+}
+
+impl Plan {
+    /// Every statement that creates the vectorizer's objects before its
+    /// queue, in order: the destination's, then [`Plan::create`].
+    pub fn create_all(&self) -> Vec<String> {
+        [
+            self.store_sql.clone(),
+            self.view_sql.clone(),
+            self.column_sql.clone(),
+            self.create.clone(),
+        ]
+        .concat()
+    }
 }
 
 impl KeyColumn {
@@ -855,7 +884,13 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             }
         }
         Destination::Column { embedding_column } => {
-            if source.column(embedding_column).is_some() {
+            // A vector column may be one a drop kept: the caller decides
+            // whether it can be taken over.
+            let kept = |c: &SourceColumn| {
+                c.type_sql
+                    .ends_with(&format!("vector({})", config.embedding.dimensions))
+            };
+            if source.column(embedding_column).is_some_and(|c| !kept(c)) {
                 return Err(ConfigError::new(
                     ErrorKind::DuplicateColumn,
                     "destination.embedding_column",

@@ -45,6 +45,7 @@ def read_managed(connection):
     implicit transaction so Alembic starts its own."""
     global default_schema
     default_schema = connection.execute(text("SELECT current_schema()")).scalar() or "public"
+    # No error (and so no aborted transaction) before the extension exists.
     installed = connection.execute(
         text("SELECT to_regprocedure('migrate.managed_tables()') IS NOT NULL")
     ).scalar()
@@ -72,6 +73,8 @@ def include_object(obj, name, type_, reflected, compare_to):
     if not FILTER:
         return True
     if type_ == "table":
+        if obj.info.get("pgai_migrate_managed"):  # a model of a vectorizer's view or store
+            return False
         schema = obj.schema or default_schema
         return schema != EXTENSION_SCHEMA and (schema, name) not in managed
     return True

@@ -27,6 +27,9 @@ class BlogEmbedding(Base):
     SQLAlchemy type if you need it.)"""
 
     __tablename__ = "blog_embeddings"
+    # Before the first upgrade the view does not exist, so managed_tables()
+    # cannot name it yet: this flag keeps autogenerate from creating it.
+    __table_args__ = {"info": {"pgai_migrate_managed": True}}
 
     embedding_uuid: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[int]

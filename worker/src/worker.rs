@@ -274,6 +274,9 @@ pub struct BatchStats {
     pub claimed: usize,
     pub failed: usize,
     pub chunks: usize,
+    /// The vectorizer was altered (or dropped) since it was read: nothing
+    /// was done; read it again before the next batch.
+    pub stale: bool,
 }
 
 pub fn connect(db: &str) -> Result<Client, postgres::Error> {
@@ -336,6 +339,7 @@ impl Worker {
                 .filter(|v| selected(v, &self.opts.vectorizers))
                 .collect();
             let mut worked = 0;
+            let mut stale = false;
             for v in vectorizers {
                 if skip.contains(&v.id)
                     || backoff_until
@@ -348,6 +352,10 @@ impl Worker {
                 while !self.stop.load(Ordering::Relaxed) {
                     let from_start = !self.cursors.contains_key(&v.id);
                     match self.batch(v.id) {
+                        Ok(s) if s.stale => {
+                            stale = true;
+                            break;
+                        }
                         // Past the last key: wrap around once before calling it empty.
                         Ok(s) if s.claimed == 0 && !from_start => continue,
                         Ok(s) if s.claimed == 0 => break,
@@ -392,7 +400,7 @@ impl Worker {
                     }
                 }
             }
-            if worked == 0 {
+            if worked == 0 && !stale {
                 if self.opts.once {
                     break;
                 }
@@ -512,6 +520,21 @@ impl Worker {
         if claimed.is_empty() {
             tx.commit()?;
             return Ok(stats);
+        }
+        // An alter_vectorizer that committed while this batch waited for
+        // the queue re-queued every key for a new config: embedding them
+        // with the one read earlier would store stale chunks.
+        let current = tx.query_opt(
+            "SELECT config = $2 FROM migrate.vectorizer WHERE id = $1",
+            &[&id, &v.config],
+        )?;
+        if !matches!(current.map(|r| r.get::<_, bool>(0)), Some(true)) {
+            tx.rollback()?;
+            self.cursors.remove(&id);
+            return Ok(BatchStats {
+                stale: true,
+                ..BatchStats::default()
+            });
         }
         let keys = Value::Array(
             claimed

@@ -107,7 +107,7 @@ fn names_follow_pgai() {
 fn store_view_queue_and_trigger_sql() {
     let p = plan(blog()).unwrap();
     let sql = [
-        p.create.clone(),
+        p.create_all(),
         vec![p.queue_plain.clone()],
         p.after_queue.clone(),
     ]
@@ -148,7 +148,7 @@ fn hostile_identifiers_stay_inside_quotes() {
         json!("x\"; DROP TABLE t; --"),
     );
     let p = plan(v).unwrap();
-    let sql = p.create.join("\n");
+    let sql = p.create_all().join("\n");
     assert!(sql.contains("\"x\"\"; DROP TABLE t; --_store\""));
     // The trigger's statements name the queue as one quoted identifier.
     let t = super::trigger_statements(
@@ -175,11 +175,13 @@ fn enqueue_existing_false_only_indexes_the_queue() {
 #[test]
 fn grants_are_exactly_the_listed_privileges() {
     let p = plan(patch(blog(), "/grant_to", json!(["worker"]))).unwrap();
-    let grants: Vec<&String> = p
-        .after_queue
-        .iter()
-        .filter(|s| s.starts_with("GRANT"))
-        .collect();
+    let all = [
+        p.store_sql.clone(),
+        p.view_sql.clone(),
+        p.after_queue.clone(),
+    ]
+    .concat();
+    let grants: Vec<&String> = all.iter().filter(|s| s.starts_with("GRANT")).collect();
     assert_eq!(grants.len(), 3, "{grants:?}");
     // USAGE on the two schemas and SELECT on the source are shared
     // objects: granted only when missing, recorded, taken back by drop.
@@ -222,7 +224,7 @@ fn column_destination_adds_a_column_and_no_store() {
     assert!(p.store.is_none() && p.view.is_none());
     assert_eq!(p.name, "public_blog_emb");
     assert!(p
-        .create
+        .create_all()
         .iter()
         .any(|s| s
             == "ALTER TABLE \"public\".\"blog\" ADD COLUMN \"emb\" \"public\".\"vector\"(768)"));
@@ -290,7 +292,7 @@ fn key_equality_is_the_pinned_operator_with_casts() {
         },
     )
     .unwrap();
-    let sql = p.create.join(";\n");
+    let sql = p.create_all().join(";\n");
     // The view join names the operator class's operator and casts both
     // sides to its input type; so do the trigger's statements.
     assert!(
