@@ -405,11 +405,22 @@ def test_set_scheduling_errors(roles, dbname, owned):
             admin.execute("SELECT migrate.set_scheduling(1, '{\"implementation\": \"weekly\"}')")
         assert e.value.sqlstate == "22023", e.value.diag.message_primary
     with connect(dbname, user=owned["mallory"]) as c:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            c.execute("SELECT migrate.set_scheduling(1, migrate.scheduling_none(), migrate.indexing_none())")
-    with connect(dbname, user=owned["alice"]) as c:
-        config = one(c, "SELECT migrate.set_scheduling(1, migrate.scheduling_none(), migrate.indexing_none())")
-        assert config["scheduling"]["implementation"] == "none"
+        fails(c, "SELECT migrate.set_scheduling(1, migrate.scheduling_none(), migrate.indexing_none())", "42501",
+              'must be owner of the source table of vectorizer "blog_content_embedder" to alter it')
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alter_vectorizer writes migrate.vectorizer as the caller (src/change.rs, catalog::update_config): "
+           "a non-superuser owner gets 'permission denied for table vectorizer'",
+)
+def test_set_scheduling_by_a_non_superuser_owner(roles, dbname, owned):
+    with connect(dbname) as admin:
+        needs_alter_vectorizer(admin)
+    for who in ["alice", "carol"]:
+        with connect(dbname, user=owned[who]) as c:
+            config = one(c, "SELECT migrate.set_scheduling(1, migrate.scheduling_none(), migrate.indexing_none())")
+            assert config["scheduling"]["implementation"] == "none"
 
 
 # --- grant_vectorizer_usage ------------------------------------------------------------
