@@ -6,7 +6,9 @@
 -- vectorizer_queue_pending gains exact_count and a by-name form (one
 -- function with a default instead of the old one-argument form, which
 -- would make calls ambiguous); vectorizer_status, which calls it, gains
--- pgai's columns, in pgai's order. Both are dropped and created again.
+-- pgai's columns, in pgai's order. Both are dropped and created again
+-- (without CASCADE: a user's view over them makes the update fail rather
+-- than disappear).
 DROP VIEW migrate.vectorizer_status;
 DROP FUNCTION migrate.vectorizer_queue_pending(int4);
 
