@@ -475,3 +475,38 @@ def test_grant_vectorizer_usage_to_public(dbname, db):
     db.execute("REVOKE USAGE ON SCHEMA migrate FROM PUBLIC")
     db.execute("SELECT migrate.grant_vectorizer_usage('public')")
     assert one(db, "SELECT has_schema_privilege('public', 'migrate', 'USAGE')") is True
+
+
+# --- the upgrade fragment ----------------------------------------------------------------
+
+
+def test_the_update_creates_what_a_fresh_install_creates():
+    """Every view and function of sql/introspection.sql, sql/operations.sql
+    and the errors view of sql/worker.sql is in the 0.2.0 -> 0.3.0 update
+    (sql/upgrade/ops_0.3.0.sql, or the update script it is pasted into),
+    word for word, so an updated database gets the same definitions."""
+    import os
+    import re
+
+    from conftest import ROOT
+
+    def read(*path):
+        full = os.path.join(ROOT, *path)
+        return open(full).read() if os.path.exists(full) else ""
+
+    update = read("sql", "upgrade", "ops_0.3.0.sql") + read("sql", "pgai_migrate--0.2.0--0.3.0.sql")
+    statements = []
+    for name in ["introspection.sql", "operations.sql", "worker.sql"]:
+        text = read("sql", name)
+        statements += re.findall(r"^CREATE FUNCTION .*?^\$\$;$", text, re.M | re.S)
+        statements += re.findall(r"^CREATE VIEW .*?;$", text, re.M | re.S)
+        statements += re.findall(r"^GRANT .*?;$", text, re.M | re.S)
+    fresh_only = {  # created by 0.2.0 already; the update renames the table
+        "GRANT SELECT ON migrate._vectorizer_errors TO PUBLIC;",
+        "GRANT INSERT (vectorizer_id, key, message, details) ON migrate._vectorizer_errors TO PUBLIC;",
+    }
+    assert len(statements) > 15
+    for statement in statements:
+        if statement not in fresh_only:
+            assert statement in update, statement.splitlines()[0]
+    assert "ALTER TABLE migrate.vectorizer_errors RENAME TO _vectorizer_errors;" in update
