@@ -47,6 +47,9 @@ CREATE FUNCTION migrate.create_vectorizer(
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- regclass::text under this function's search_path is the
+    -- schema-qualified name, so the jsonb form resolves it to the same
+    -- table whatever the caller's search_path.
     SELECT migrate.create_vectorizer(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'source', source::pg_catalog.text,
         'name', name,

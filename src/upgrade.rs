@@ -164,3 +164,34 @@ impl Drop for OutsideExtensionScript {
         unsafe { pg_sys::creating_extension = self.0 }
     }
 }
+
+/// Entry points of earlier versions whose SQL signature changed since.
+/// Their symbols stay, so that an update script of an earlier step (run
+/// by `ALTER EXTENSION … UPDATE` before the step that replaces them) can
+/// still create them, and so that an older version's SQL bound to this
+/// library says what to do instead of running code written for other
+/// arguments. They read no argument.
+fn replaced(function: &str) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(
+        pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "{function} belongs to an older version of pgai_migrate than the installed library"
+        ),
+        "pgai_migrate",
+    )
+    .set_hint("run ALTER EXTENSION pgai_migrate UPDATE in this database")
+    .report(pgrx::PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// 0.2.0's `migrate.create_vectorizer(config text)`.
+#[pg_extern(sql = false)]
+fn create_vectorizer_text() -> i32 {
+    replaced("migrate.create_vectorizer(text)")
+}
+
+/// 0.2.0's `migrate.drop_vectorizer(name text, drop_all bool, if_exists bool)`.
+#[pg_extern(sql = false)]
+fn drop_vectorizer_by_name() {
+    replaced("migrate.drop_vectorizer(text, boolean, boolean)")
+}

@@ -56,3 +56,30 @@ def test_quickstart_runs_again_in_the_same_database(new_database):
     assert section(lines, "create_vectorizer") == ["2"]
     assert section(lines, "queued_id") == ["1", "2", "3", "4"]
     assert len(section(lines, "id|vectorizer_name|operation")) == 4
+
+
+EVOLVE = os.path.join(ROOT, "examples", "evolve.sql")
+
+
+def test_evolve_example_output(new_database):
+    """The README's "Evolving a vectorizer" recipes, run by psql."""
+    dbname = new_database(empty=True)
+    result = subprocess.run(
+        [pg_tool("psql"), "-X", "-v", "ON_ERROR_STOP=1", "-d", dbname, "-f", EVOLVE],
+        env=client_env(), capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [re.sub(r"\s*\|\s*", "|", line.strip()) for line in result.stdout.splitlines()]
+    assert section(lines, "path|old_value|new_value|action|queued_rows") == [
+        "chunking.chunk_size|800|500|reembed|3",
+        "processing.batch_size||100|in_place|0",
+    ]
+    assert section(lines, "queued_after_0002") == ["0"]
+    assert section(lines, "queued_after_0003") == ["3"]
+    assert section(lines, "operation|label|chunk_size|restored") == [
+        "create|0001|800|f",
+        "alter|0002|800|f",
+        "alter|0003|500|f",
+        "drop|0004|500|f",
+        "create|0004 down|500|t",
+    ]

@@ -198,10 +198,16 @@ def test_update_from_0_2_0_as_released(roles, new_database):
         before = c.execute("SELECT id, name, config, grants FROM migrate.vectorizer").fetchall()
         revisions = c.execute("SELECT id, operation, config, label FROM migrate.revision ORDER BY id").fetchall()
 
-        c.execute("UPDATE pg_proc SET probin = '$libdir/pgai_migrate' WHERE probin = '$libdir/pgai_migrate-0.2.0'")
-        with pytest.raises(psycopg.errors.UndefinedFunction) as e:
+        # The package is upgraded (0.2.0's functions name module
+        # 'pgai_migrate', now the new library): entry points whose
+        # arguments changed refuse with what to do; the rest keep working.
+        c.execute("UPDATE pg_proc SET probin = 'pgai_migrate' WHERE probin = '$libdir/pgai_migrate-0.2.0'")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
             c.execute("SELECT migrate.drop_vectorizer('blog_content_embedder')")
-        assert "could not find function" in e.value.diag.message_primary
+        assert e.value.diag.message_primary == (
+            "migrate.drop_vectorizer(text, boolean, boolean) belongs to an older version of pgai_migrate than the installed library")
+        assert e.value.diag.message_hint == "run ALTER EXTENSION pgai_migrate UPDATE in this database"
+        assert c.execute("SELECT count(*) FROM migrate.managed_tables()").fetchone()[0] == 4
         c.execute("INSERT INTO blog VALUES (5, 'title 5', 'content 5')")
         assert queued(c) == [1, 3, 5]
 
