@@ -61,4 +61,9 @@ extension_sql_file!(
         trigger::_vectorizer_trigger
     ]
 );
+extension_sql_file!(
+    "../sql/operations.sql",
+    name = "operations",
+    requires = ["catalog", "helpers"]
+);
 extension_sql_file!("../sql/events.sql", name = "events", finalize);

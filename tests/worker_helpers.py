@@ -109,7 +109,7 @@ def failed_rows(conn, vid=1):
 
 def errors(conn):
     return conn.execute(
-        "SELECT key, message, details FROM migrate.vectorizer_errors ORDER BY id"
+        "SELECT key, message, details FROM migrate.vectorizer_errors ORDER BY error_id"
     ).fetchall()
 
 
