@@ -409,11 +409,6 @@ def test_set_scheduling_errors(roles, dbname, owned):
               'must be owner of the source table of vectorizer "blog_content_embedder" to alter it')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alter_vectorizer writes migrate.vectorizer as the caller (src/change.rs, catalog::update_config): "
-           "a non-superuser owner gets 'permission denied for table vectorizer'",
-)
 def test_set_scheduling_by_a_non_superuser_owner(roles, dbname, owned):
     with connect(dbname) as admin:
         needs_alter_vectorizer(admin)
@@ -483,7 +478,6 @@ def test_grant_vectorizer_usage_to_public(dbname, db):
 def test_the_update_creates_what_a_fresh_install_creates():
     """Every view and function of sql/introspection.sql, sql/operations.sql
     and the errors view of sql/worker.sql is in the 0.2.0 -> 0.3.0 update
-    (sql/upgrade/ops_0.3.0.sql, or the update script it is pasted into),
     word for word, so an updated database gets the same definitions."""
     import os
     import re
@@ -494,7 +488,7 @@ def test_the_update_creates_what_a_fresh_install_creates():
         full = os.path.join(ROOT, *path)
         return open(full).read() if os.path.exists(full) else ""
 
-    update = read("sql", "upgrade", "ops_0.3.0.sql") + read("sql", "pgai_migrate--0.2.0--0.3.0.sql")
+    update = read("sql", "pgai_migrate--0.2.0--0.3.0.sql")
     statements = []
     for name in ["introspection.sql", "operations.sql", "worker.sql"]:
         text = read("sql", name)

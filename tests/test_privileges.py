@@ -3,6 +3,8 @@ role membership, schema privileges for every place a config can put an
 object, and attempts to use the extension (which runs its DDL as the
 extension owner) to act on objects the caller could not touch themselves."""
 
+import json
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -323,3 +325,26 @@ def test_drop_only_drops_the_vectorizers_own_relations(dbname, setup, which):
         c.execute("SELECT migrate.drop_vectorizer('mv3', drop_all => true)")
     with connect(dbname) as admin:
         assert admin.execute("SELECT to_regclass(%s)", (f"public.{name}",)).fetchone()[0] is None
+
+
+def test_a_non_superuser_owner_alters_plans_and_restores(dbname, setup):
+    """The normal case: the table's owner, with USAGE on migrate only."""
+    alice, bob, _ = setup
+    with connect(dbname, user=alice) as c:
+        create_vectorizer(c, own_config("blog", "v"))
+        c.execute("SELECT migrate.alter_vectorizer('v', '{\"processing\": {\"batch_size\": 5}}', label => 'a1')")
+        c.execute("SELECT migrate.alter_vectorizer('v', %s::jsonb, reembed => true)",
+                  ('{"embedding": {"dimensions": 4}, "grant_to": ["%s"], "destination": {"destination": "w_e"}}' % bob,))
+        plan = c.execute("SELECT path, action FROM migrate.plan_vectorizer(%s::jsonb)",
+                         (json.dumps(own_config("blog", "v", grant_to=[bob])),)).fetchall()
+        assert ("embedding.dimensions", "reembed") in plan and ("destination.target_table", "in_place") in plan
+        c.execute("SELECT migrate.drop_vectorizer('v', drop_all => true)")
+        c.execute("SELECT migrate.restore_vectorizer('v')")
+        owner = c.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'w_e_store'::regclass").fetchone()[0]
+        assert owner == alice
+        assert c.execute("SELECT operation, label FROM migrate.revision ORDER BY id").fetchall() == [
+            ("create", None), ("alter", "a1"), ("alter", None), ("drop", None), ("create", None)]
+        assert queued(c, "v") == [1, 2, 3]
+    with connect(dbname, user=bob) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT migrate.alter_vectorizer('v', '{\"processing\": {\"batch_size\": 6}}')")
