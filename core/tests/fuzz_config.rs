@@ -1032,7 +1032,7 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
 /// PL/pgSQL body (which may hold several statements).
 fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    out.extend(plan.create.iter().cloned());
+    out.extend(plan.create_all());
     out.push(plan.queue_plain.clone());
     out.extend(plan.queue_bulk.iter().cloned());
     out.extend(plan.after_queue.iter().cloned());
@@ -1358,7 +1358,7 @@ fn check_case(
         ))
     })?;
     prop_assert_eq!(&replanned.config, &plan.config);
-    prop_assert_eq!(&replanned.create, &plan.create);
+    prop_assert_eq!(&replanned.create_all(), &plan.create_all());
     prop_assert_eq!(&replanned.after_queue, &plan.after_queue);
     Ok(())
 }
@@ -1521,17 +1521,17 @@ fn check_plan_fails_on_a_name_outside_its_quotes() {
     let quoted = "\"x\"\"; DROP TABLE t; --_store\"";
     let leaked = "\"x\"; DROP TABLE t; --_store\"";
     let at = plan
-        .create
+        .store_sql
         .iter()
         .position(|s| s.contains(quoted))
         .expect("the store table is created");
     let mut broken = plan.clone();
-    broken.create[at] = broken.create[at].replace(quoted, leaked);
+    broken.store_sql[at] = broken.store_sql[at].replace(quoted, leaked);
     assert!(check_plan(&broken, &source, &env, &figures).is_err());
 
     // A name split over two quoted identifiers is caught too.
     let mut split = plan.clone();
-    split.create[at] = split.create[at].replace(quoted, "\"x\" \"; DROP TABLE t; --_store\"");
+    split.store_sql[at] = split.store_sql[at].replace(quoted, "\"x\" \"; DROP TABLE t; --_store\"");
     assert!(check_plan(&split, &source, &env, &figures).is_err());
 
     // And so is a bare (unquoted) ordinary name.
