@@ -135,7 +135,7 @@ def test_update_from_0_1_0_as_released(roles, empty_db, new_database):
         assert c.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_vectorizer\\_src\\_trg\\_%'").fetchone()[0] == 0
         assert c.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgfoid = 'migrate._vectorizer_trigger()'::regprocedure"
-        ).fetchone()[0] == 6
+        ).fetchone()[0] == 8
         assert c.execute(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'migrate.vectorizer'::regclass AND NOT attisdropped "
             "AND atttypid IN ('regprocedure'::regtype, 'regproc'::regtype, 'regoper'::regtype, 'regoperator'::regtype)"
