@@ -1146,6 +1146,8 @@ def main() -> int:
     ap.add_argument("--regimes", default=",".join(REGIMES),
                     help="comma-separated regimes for writes and bulk: server (the server's settings), "
                          "cpu (synchronous_commit = off on the bench databases)")
+    ap.add_argument("--reps", type=int, help="repetitions of every write measurement (overrides the mode's)")
+    ap.add_argument("--bulk-reps", type=int, help="repetitions of every bulk statement (overrides the mode's)")
     ap.add_argument("--keep", action="store_true", help="keep the write-benchmark databases afterwards")
     ap.add_argument("--report", metavar="JSON", help="only print the table again from a results JSON")
     args = ap.parse_args()
@@ -1156,6 +1158,10 @@ def main() -> int:
         return 0
     sz = SMOKE if args.smoke else FULL
     mode = "smoke" if args.smoke else "full"
+    if args.reps or args.bulk_reps:
+        sz = Sizes(**{**sz.__dict__, **({"reps": args.reps} if args.reps else {}),
+                      **({"bulk_reps": args.bulk_reps} if args.bulk_reps else {})})
+        mode += f" ({sz.reps} write / {sz.bulk_reps} bulk repetitions)"
     only = set(args.only.split(",")) if args.only else {"writes", "bulk", "big", "ddl"}
     regimes = [r for r in args.regimes.split(",") if r]
     unknown = [r for r in regimes if r not in REGIMES]
