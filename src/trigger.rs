@@ -123,7 +123,48 @@ impl Drop for Vectorizer {
 struct KeySet {
     datums: Vec<pg_sys::Datum>,
     subids: Vec<pg_sys::SubTransactionId>,
-    seen: HashSet<Image>,
+    seen: HashSet<Image, Fast>,
+}
+
+/// A multiply-rotate hasher for the per-row look-ups (ids, OIDs, key
+/// images): nothing here is keyed by data an attacker could choose to
+/// collide except key images, and a collision only costs a comparison.
+#[derive(Default, Clone, Copy)]
+struct Fast;
+
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl std::hash::BuildHasher for Fast {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_ne_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64)
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(v as u32 as u64)
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64)
+    }
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -243,13 +284,13 @@ struct Firing {
 
 thread_local! {
     static VECTORIZERS: RefCell<HashMap<i32, Rc<Vectorizer>>> = RefCell::new(HashMap::new());
-    static FIRINGS: RefCell<HashMap<(i32, pg_sys::Oid), Rc<Firing>>> = RefCell::new(HashMap::new());
+    static FIRINGS: RefCell<HashMap<(i32, pg_sys::Oid), Rc<Firing>, Fast>> = RefCell::new(HashMap::default());
     /// Set by the relcache invalidation callback: a relation changed
     /// (renamed, dropped, altered), so plans are made anew at the next call.
     static STALE: Cell<bool> = const { Cell::new(false) };
     /// Keys collected by row triggers, per vectorizer id, for the
     /// statement-level trigger to write.
-    static PENDING: RefCell<HashMap<i32, Pending>> = RefCell::new(HashMap::new());
+    static PENDING: RefCell<HashMap<i32, Pending, Fast>> = RefCell::new(HashMap::default());
 }
 
 /// Keys are written early, by the row trigger, when this many are
