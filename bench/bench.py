@@ -516,10 +516,14 @@ class Disturbance:
         return self.foreign_cpu > 0.10 or self.foreign_active > 0.10
 
 
-def measure(fn, what: str, prepare=None, attempts: int = 3):
+TRIES = 3
+
+
+def measure(fn, what: str, prepare=None, attempts: int | None = None):
     """prepare(attempt), then fn(attempt) (one measurement), until it runs
-    undisturbed, at most `attempts` times while the waiting budget lasts;
-    returns fn's result and what disturbed it."""
+    undisturbed, at most `attempts` (--tries) times while the waiting
+    budget lasts; returns fn's result and what disturbed it."""
+    attempts = attempts or TRIES
     for attempt in range(attempts):
         if prepare:
             prepare(attempt)
@@ -1114,7 +1118,7 @@ def build_report(env: Env, sz: Sizes, res: dict, mode: str, elapsed: float) -> s
         f"{sz.probe_reps} probes before and after {sz.many:,} vectorizers. "
         f"Bulk statements (7): {sz.bulk_reps} repetitions, timed at the client, one statement per sample "
         f"(COPY reads a file the server wrote); rows/s. Total time {elapsed / 60:.1f} min.",
-        f"Other work on the machine: each measurement waited for it to be under 25% busy, and was repeated (up to 3 tries) "
+        f"Other work on the machine: each measurement waited for it to be under 25% busy, and was repeated (up to {res.get('tries', 3)} tries) "
         f"when anything else used over 10% of the CPUs or another database was active during it: waited "
         f"{res['quiet_gate']['waited_s']:.0f} s in all, {res['quiet_gate']['retries']} measurement(s) repeated, "
         f"{res['quiet_gate']['disturbed_kept']} kept although disturbed (budget spent or third try; left out of the "
@@ -1148,6 +1152,8 @@ def main() -> int:
                          "cpu (synchronous_commit = off on the bench databases)")
     ap.add_argument("--reps", type=int, help="repetitions of every write measurement (overrides the mode's)")
     ap.add_argument("--bulk-reps", type=int, help="repetitions of every bulk statement (overrides the mode's)")
+    ap.add_argument("--tries", type=int, default=3,
+                    help="runs of a measurement while other work disturbs it (1: never repeat, only flag)")
     ap.add_argument("--keep", action="store_true", help="keep the write-benchmark databases afterwards")
     ap.add_argument("--report", metavar="JSON", help="only print the table again from a results JSON")
     args = ap.parse_args()
@@ -1169,8 +1175,9 @@ def main() -> int:
         ap.error(f"unknown regime(s) {', '.join(unknown)}; known: {', '.join(REGIMES)}")
 
     started = time.time()
-    global GATE
+    global GATE, TRIES
     GATE = QuietGate(budget_s=60 if args.smoke else 600)
+    TRIES = max(1, args.tries)
     env = Env(pgbench=args.pgbench, pgai_cli=args.pgai)
     probe_pgai(env)
     if env.pgai_missing:
@@ -1205,6 +1212,7 @@ def main() -> int:
         env.info["build"] = f"{env.info.get('build')}; CHANGED during the run to {build_after}"
         log(f"warning: the installed pgai_migrate.so changed during the run ({env.info['build']})")
     results["elapsed_s"] = elapsed
+    results["tries"] = TRIES
     results["quiet_gate"] = {"waited_s": GATE.waited, "busy_starts": GATE.busy_starts,
                              "retries": GATE.retries, "disturbed_kept": GATE.disturbed_kept}
     report = build_report(env, sz, results, mode, elapsed)
