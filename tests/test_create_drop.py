@@ -33,7 +33,7 @@ def test_blog_example_creates_store_view_queue_and_failed_queue(db):
         "id", "queued_at", "loading_retries", "loading_retry_after",
     ]
     assert [c[0] for c in columns(db, "migrate._vectorizer_q_failed_1")] == ["id", "created_at", "failure_step"]
-    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal").fetchone()[0] == 4
 
 
 def test_managed_tables_lists_every_managed_relation(db):

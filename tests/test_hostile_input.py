@@ -643,5 +643,5 @@ def test_template_text_is_data(hostile_db, template):
     config = {**BLOG_CONFIG, "formatting": {"implementation": "python_template", "template": template}}
     create_vectorizer(db, config)
     assert db.execute("SELECT config->'formatting'->>'template' FROM migrate.vectorizer").fetchone()[0] == template
-    assert trigger_count(db) == 3
+    assert trigger_count(db) == 4
     assert sentinel_ok(db)

@@ -245,7 +245,7 @@ def test_custom_queue_and_view_placement(db):
         ("failed_queue", "work", "_vectorizer_q_failed_1", "work._vectorizer_q_failed_1"),
     ]
     assert queued(db) == [1, 2, 3]
-    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgfoid = 'migrate._vectorizer_trigger()'::regprocedure").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgfoid = 'migrate._vectorizer_trigger()'::regprocedure").fetchone()[0] == 4
     db.execute("SELECT migrate.drop_vectorizer('blog_content_embedder', drop_all => true)")
     assert db.execute("SELECT count(*) FROM pg_class WHERE relnamespace IN ('work'::regnamespace, 'api'::regnamespace, 'store'::regnamespace)").fetchone()[0] == 0
 

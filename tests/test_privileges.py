@@ -61,7 +61,7 @@ def test_non_owner_cannot_drop_by_id(dbname, setup, call):
         assert count(c, "migrate.vectorizer") == 1
         assert count(c, "migrate.revision") == 1
     with connect(dbname) as admin:
-        assert trigger_count(admin) == 3
+        assert trigger_count(admin) == 4
         assert admin.execute("SELECT to_regclass('migrate._vectorizer_q_1') IS NOT NULL, to_regclass('blog_embeddings_store') IS NOT NULL").fetchone() == (True, True)
 
 
@@ -217,7 +217,7 @@ def test_crafted_source_cannot_reach_another_users_table(dbname, setup):
         assert c.execute("SELECT source = 'm.blog'::regclass FROM migrate.vectorizer").fetchone()[0]
     with connect(dbname) as admin:
         assert trigger_count(admin, "public.blog") == 0
-        assert trigger_count(admin, "m.blog") == 3
+        assert trigger_count(admin, "m.blog") == 4
         assert admin.execute("SELECT count(*) FROM migrate.revision").fetchone()[0] == 1
 
 

@@ -30,7 +30,7 @@ def test_create_then_rollback_leaves_nothing(db):
     db.execute("BEGIN")
     vid = create_vectorizer(db, BLOG_CONFIG)
     # Inside the transaction everything exists and works ...
-    assert trigger_count(db) == 3
+    assert trigger_count(db) == 4
     db.execute("INSERT INTO blog (id, content) VALUES (10, 'x')")
     assert queued(db) == [1, 2, 3, 10]
     assert db.execute("SELECT count(*) FROM migrate.revision").fetchone()[0] == 1
@@ -116,7 +116,7 @@ def test_savepoint_rollback_then_create_again_with_the_same_name(db):
     assert db.execute("SELECT to_regclass(%s)", (f"migrate._vectorizer_q_{first}",)).fetchone()[0] is None
     assert db.execute("SELECT to_regclass(%s)", (f"migrate._vectorizer_q_failed_{first}",)).fetchone()[0] is None
     assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE %s", (f"_vectorizer_src_trg_{first}%",)).fetchone()[0] == 0
-    assert trigger_count(db) == 3
+    assert trigger_count(db) == 4
     assert queued(db) == [1, 2, 3]  # row 7 was rolled back with the savepoint
     # Later vectorizers keep getting fresh ids: no collision with either.
     db.execute("CREATE TABLE other (id int PRIMARY KEY, content text)")
@@ -212,7 +212,7 @@ def test_drop_then_rollback_restores_everything(db):
         db.execute("ROLLBACK")
         assert catalog_snapshot(db) == before, drop
     # The trigger still queues, deletes and empties after the rollbacks.
-    assert trigger_count(db) == 3
+    assert trigger_count(db) == 4
     db.execute("INSERT INTO blog (id, content) VALUES (30, 'after')")
     db.execute("UPDATE blog SET content = 'changed' WHERE id = 2")
     db.execute("UPDATE blog SET views = 9 WHERE id = 3")

@@ -143,7 +143,7 @@ def test_update_from_0_1_0_as_released(roles, empty_db, new_database):
         assert c.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_vectorizer\\_src\\_trg\\_%'").fetchone()[0] == 0
         assert c.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgfoid = 'migrate._vectorizer_trigger()'::regprocedure"
-        ).fetchone()[0] == 6
+        ).fetchone()[0] == 8
         assert c.execute(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'migrate.vectorizer'::regclass AND NOT attisdropped "
             "AND atttypid IN ('regprocedure'::regtype, 'regproc'::regtype, 'regoper'::regtype, 'regoperator'::regtype)"
@@ -216,6 +216,12 @@ def test_update_from_0_2_0_as_released(roles, new_database):
         assert c.execute("SELECT id, name, config, grants FROM migrate.vectorizer").fetchall() == before
         assert c.execute("SELECT id, operation, config, label FROM migrate.revision ORDER BY id").fetchall() == revisions
         assert c.execute("SELECT id, chunk FROM blog_embeddings").fetchall() == [(1, "c")]
+        # the statement-level trigger was added to the existing vectorizer
+        assert c.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal ORDER BY 1").fetchall() == [
+            ("_vectorizer_src_trg_1",), ("_vectorizer_src_trg_1_stmt",), ("_vectorizer_src_trg_1_truncate",), ("_vectorizer_src_trg_1_upd",)]
+        c.execute("INSERT INTO blog SELECT g, 't', 'c' FROM generate_series(10, 12) g")
+        assert queued(c) == [1, 3, 5, 10, 11, 12]
+        c.execute("DELETE FROM blog WHERE id >= 10")
         # 0.3.0's operations on a vectorizer 0.2.0 made
         c.execute("SELECT migrate.alter_vectorizer('blog_content_embedder', '{\"chunking\": {\"chunk_size\": 500}}', reembed => true, label => 'v2')")
         assert queued(c) == [1, 2, 3, 5]

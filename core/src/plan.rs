@@ -42,8 +42,9 @@ pub struct Plan {
     pub view: Option<Relation>,
     /// Column added to the source table by a column destination.
     pub embedding_column: Option<String>,
-    /// Name of the vectorizer's row trigger on the source; the UPDATE and
-    /// TRUNCATE triggers add `_upd` and `_truncate`. All of them call the
+    /// Name of the vectorizer's row trigger on the source; the UPDATE,
+    /// TRUNCATE and statement-level triggers add `_upd`, `_truncate` and
+    /// `_stmt`. All of them call the
     /// extension's one trigger function with the vectorizer's id.
     pub trigger_name: String,
     /// Schemas objects are created in, with the path that named each
@@ -606,15 +607,11 @@ pub fn view_query(source: &SourceTable, store: &str, names: Option<&[String]>) -
     )
 }
 
-/// The vectorizer's three triggers on the source (`src`, qualified), each
+/// The vectorizer's four triggers on the source (`src`, qualified), each
 /// calling the extension's trigger function with the id. `read` are the
 /// columns of the `UPDATE OF` list.
 pub fn trigger_ddl(id: i32, name: &str, src: &str, read: &[&SourceColumn]) -> Vec<String> {
-    let func = format!(
-        "{}({})",
-        qualified(EXTENSION_SCHEMA, TRIGGER_FUNCTION),
-        quote_literal(&id.to_string())
-    );
+    let func = trigger_function_call(id);
     // `UPDATE OF` skips the trigger from the statement's column list alone,
     // before any row is looked at, so an UPDATE that does not set a column
     // the vectorizer reads costs nothing; the WHEN clause then ignores
@@ -650,7 +647,35 @@ pub fn trigger_ddl(id: i32, name: &str, src: &str, read: &[&SourceColumn]) -> Ve
             "CREATE TRIGGER {} AFTER TRUNCATE ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}",
             quote_ident(&format!("{name}_truncate"))
         ),
+        statement_trigger_ddl(name, src, read, &func),
     ]
+}
+
+/// The statement-level trigger that writes, in one statement each, the
+/// queue and store changes its statement's rows collected (the row
+/// triggers only collect keys when it exists, see src/trigger.rs). Its
+/// `UPDATE OF` list is the row-level one's, so it fires for every
+/// statement the row triggers do and for no UPDATE that sets none of the
+/// read columns.
+pub fn statement_trigger_ddl(name: &str, src: &str, read: &[&SourceColumn], func: &str) -> String {
+    let read_list = read
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE TRIGGER {} AFTER INSERT OR DELETE OR UPDATE OF {read_list} ON {src} FOR EACH STATEMENT EXECUTE FUNCTION {func}",
+        quote_ident(&format!("{name}_stmt"))
+    )
+}
+
+/// The trigger function call of vectorizer `id`'s triggers.
+pub fn trigger_function_call(id: i32) -> String {
+    format!(
+        "{}({})",
+        qualified(EXTENSION_SCHEMA, TRIGGER_FUNCTION),
+        quote_literal(&id.to_string())
+    )
 }
 
 /// Queue every row of `rows` (a partition just attached), as `ONLY`.
@@ -718,6 +743,14 @@ pub struct TriggerStatements {
     /// sees what that worker stored, its store rows.
     pub dequeue: String,
     pub forget_store: Option<String>,
+    /// The same three for many keys at once, run by the statement-level
+    /// trigger with the keys its statement's rows collected: `$1…$n` are
+    /// arrays of the key columns' values (one element per key), read with
+    /// `ROWS FROM (pg_catalog.unnest($1), …)`. The keys are distinct (by
+    /// binary image): ON CONFLICT DO UPDATE refuses a key twice.
+    pub enqueue_many: String,
+    pub dequeue_many: String,
+    pub forget_store_many: Option<String>,
     /// Empty the store and the queue.
     pub truncate: String,
     /// Forget every key that no longer holds a row of the source (after a
@@ -746,7 +779,42 @@ pub fn trigger_statements(
         .map(|(i, c)| c.eq(&quote_ident(&c.name), &format!("${}", i + 1)))
         .collect::<Vec<_>>()
         .join(" AND ");
+    let unnest = (1..=keys.len())
+        .map(|i| format!("pg_catalog.unnest(${i})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let k_cols = (1..=keys.len())
+        .map(|i| format!("k{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let k_select = (1..=keys.len())
+        .map(|i| format!("k.k{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let k_from = format!("ROWS FROM ({unnest}) AS k({k_cols})");
+    let k_matches = |t: &str| {
+        keys.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.eq(
+                    &format!("{t}.{}", quote_ident(&c.name)),
+                    &format!("k.k{}", i + 1),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
     TriggerStatements {
+        enqueue_many: format!(
+            "INSERT INTO {queue} AS q ({cols}) SELECT {k_select} FROM {k_from} ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false"
+        ),
+        dequeue_many: format!(
+            "DELETE FROM {queue} q USING {k_from} WHERE {} AND NOT EXISTS (SELECT FROM {source} s WHERE {})",
+            k_matches("q"),
+            k_matches("s")
+        ),
+        forget_store_many: store
+            .map(|store| format!("DELETE FROM {store} t USING {k_from} WHERE {}", k_matches("t"))),
         enqueue: format!(
             "INSERT INTO {queue} AS q ({cols}) VALUES ({params}) ON CONFLICT ({cols}) DO UPDATE SET queued_at = q.queued_at WHERE false"
         ),

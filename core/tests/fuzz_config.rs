@@ -1042,7 +1042,7 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
     out.extend(plan.as_owner.iter().cloned());
     out.extend(plan.index.iter().cloned());
     let queues = [plan.queue.clone(), plan.failed_queue.clone()];
-    let triggers: Vec<(String, String)> = ["", "_upd", "_truncate"]
+    let triggers: Vec<(String, String)> = ["", "_upd", "_truncate", "_stmt"]
         .iter()
         .map(|s| (src.clone(), format!("{}{s}", plan.trigger_name)))
         .collect();
@@ -1073,8 +1073,11 @@ fn sql_of(plan: &Plan, source: &SourceTable) -> Vec<String> {
         statements.dequeue,
         statements.truncate,
         statements.orphans,
+        statements.enqueue_many,
+        statements.dequeue_many,
     ]);
     out.extend(statements.forget_store);
+    out.extend(statements.forget_store_many);
     out
 }
 
@@ -1277,6 +1280,7 @@ fn check_plan(
     known.extend([
         format!("{base}_upd"),
         format!("{base}_truncate"),
+        format!("{base}_stmt"),
         "vector".into(),
         "pg_catalog".into(),
         "pg_temp".into(),

@@ -316,6 +316,20 @@ fn key_equality_is_the_pinned_operator_with_casts() {
     );
     assert_eq!(t.enqueue, "INSERT INTO \"migrate\".\"q\" AS q (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false");
     assert_eq!(t.truncate, "TRUNCATE \"public\".\"s\", \"migrate\".\"q\"");
+    // The same for arrays of keys, with the pinned operator.
+    let k = |t: &str| {
+        format!("({t}.\"id\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (k.k1)::pg_catalog.text")
+    };
+    let rows = "ROWS FROM (pg_catalog.unnest($1)) AS k(k1)";
+    assert_eq!(t.enqueue_many, format!("INSERT INTO \"migrate\".\"q\" AS q (\"id\") SELECT k.k1 FROM {rows} ON CONFLICT (\"id\") DO UPDATE SET queued_at = q.queued_at WHERE false"));
+    assert_eq!(t.dequeue_many, format!("DELETE FROM \"migrate\".\"q\" q USING {rows} WHERE {} AND NOT EXISTS (SELECT FROM \"public\".\"docs\" s WHERE {})", k("q"), k("s")));
+    assert_eq!(
+        t.forget_store_many,
+        Some(format!(
+            "DELETE FROM \"public\".\"s\" t USING {rows} WHERE {}",
+            k("t")
+        ))
+    );
     assert_eq!(p.ddl_search_path, "pg_catalog, pg_temp");
 }
 
@@ -327,7 +341,10 @@ fn every_trigger_calls_the_extension_function_with_the_id() {
         .iter()
         .filter(|s| s.starts_with("CREATE TRIGGER"))
         .collect();
-    assert_eq!(triggers.len(), 3);
+    assert_eq!(triggers.len(), 4);
+    assert!(triggers.iter().any(|t| t.starts_with(
+        "CREATE TRIGGER \"_vectorizer_src_trg_7_stmt\" AFTER INSERT OR DELETE OR UPDATE OF "
+    ) && t.contains(" FOR EACH STATEMENT ")));
     for t in triggers {
         assert!(
             t.ends_with("EXECUTE FUNCTION \"migrate\".\"_vectorizer_trigger\"('7')"),
