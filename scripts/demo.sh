@@ -34,6 +34,16 @@ psql_db -c "UPDATE blog SET views = views + 1" \
 step "revision history"
 psql_db -c "SELECT id, vectorizer_name, operation, label, applied_by, config->'embedding'->>'model' AS model FROM migrate.revision ORDER BY id"
 
+step "before migration 003: what would a smaller chunk size cost? (plan_vectorizer changes nothing)"
+psql_db -c "SELECT p.* FROM migrate.vectorizer v, migrate.plan_vectorizer(jsonb_set(v.config, '{chunking,chunk_size}', '500')) p"
+step "migration 003 (up): alter the vectorizer; every row is queued again"
+cat examples/demo/003_smaller_chunks.up.sql
+psql_db -f examples/demo/003_smaller_chunks.up.sql
+psql_db -c "SELECT id FROM migrate._vectorizer_q_1 ORDER BY id" \
+        -c "SELECT id, operation, label, config->'chunking'->>'chunk_size' AS chunk_size FROM migrate.revision ORDER BY id"
+step "migration 003 (down)"
+psql_db -f examples/demo/003_smaller_chunks.down.sql
+
 step "migration 002 (down): drop the vectorizer and everything it made"
 psql_db -f examples/demo/002_blog_vectorizer.down.sql
 psql_db -c "SELECT count(*) AS managed_relations FROM migrate.managed_tables()" \

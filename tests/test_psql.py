@@ -83,3 +83,27 @@ def test_evolve_example_output(new_database):
         "drop|0004|500|f",
         "create|0004 down|500|t",
     ]
+
+
+def test_demo_migrations_up_and_down(new_database):
+    """examples/demo as scripts/demo.sh applies it: 001, 002 up, 003 up and
+    down, 002 down."""
+    dbname = new_database(empty=True)
+    with connect(dbname) as c:
+        c.execute("CREATE EXTENSION pgai_migrate CASCADE")
+    for f in ["001_blog.sql", "002_blog_vectorizer.up.sql", "003_smaller_chunks.up.sql",
+              "003_smaller_chunks.down.sql", "002_blog_vectorizer.down.sql"]:
+        result = subprocess.run(
+            [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname, "-f", os.path.join(ROOT, "examples", "demo", f)],
+            env=client_env(), capture_output=True, text=True,
+        )
+        assert result.returncode == 0, (f, result.stderr)
+    with connect(dbname) as c:
+        rows = c.execute("SELECT operation, label, config->'chunking'->>'chunk_size', drop_all FROM migrate.revision ORDER BY id").fetchall()
+        assert rows == [
+            ("create", "002_blog_vectorizer", "800", None),
+            ("alter", "003_smaller_chunks", "500", None),
+            ("alter", "003_smaller_chunks", "800", None),
+            ("drop", "002_blog_vectorizer (down)", "800", True),
+        ]
+        assert c.execute("SELECT count(*) FROM migrate.managed_tables()").fetchone()[0] == 0
