@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::adopt;
 use crate::catalog;
-use crate::error::{raise, OrRaise};
+use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
 use crate::security::{current_user, AsRole};
 use crate::spi::{one, run, set_search_path};
 
@@ -32,11 +32,7 @@ pub fn create_vectorizer_labelled(
     label: default!(Option<&str>, "NULL"),
 ) -> i32 {
     let Some(config) = config else {
-        raise(ConfigError::new(
-            ErrorKind::NullValue,
-            "",
-            "config must not be NULL",
-        ))
+        not_null("config")
     };
     // Through jsonb first: duplicate keys, syntax errors and number forms
     // behave exactly as for a jsonb argument.
@@ -135,15 +131,8 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
             .iter()
             .zip([kept.store, kept.view])
             .any(|(p, k)| k && p.as_ref() == Some(r));
-        if !adopted && catalog::relation_exists(&r.schema, &r.name) {
-            raise(
-                ConfigError::new(
-                    ErrorKind::DuplicateTable,
-                    r.path.clone(),
-                    format!("relation \"{}.{}\" already exists", r.schema, r.name),
-                )
-                .with_detail_opt(kept.why_not(r)),
-            );
+        if !adopted {
+            catalog::check_free(r, kept.why_not(r));
         }
     }
     if let Some(why) = &kept.column_error {
@@ -200,12 +189,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
         }
         set_search_path("pg_catalog, pg_temp");
         if !bulk {
-            let owner_oid: pg_sys::Oid = one(
-                "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
-                &[relid.into()],
-            )
-            .expect("source owner");
-            let _owner = AsRole::new(owner_oid, true);
+            let _owner = AsRole::new(catalog::owner_of(relid), true);
             for sql in &plan.as_owner {
                 run(sql);
             }
@@ -327,13 +311,6 @@ pub fn drop_vectorizer_labelled(
     if_exists: default!(Option<bool>, false),
     label: default!(Option<&str>, "NULL"),
 ) {
-    let not_null = |what: &str| -> ! {
-        raise(ConfigError::new(
-            ErrorKind::NullValue,
-            "",
-            format!("{what} must not be NULL"),
-        ))
-    };
     let name = name.unwrap_or_else(|| not_null("name"));
     let drop_all = drop_all.unwrap_or_else(|| not_null("drop_all"));
     let if_exists = if_exists.unwrap_or_else(|| not_null("if_exists"));
@@ -346,14 +323,7 @@ pub fn drop_vectorizer_labelled(
             set_search_path(&caller_path);
             return;
         }
-        raise(
-            ConfigError::new(
-                ErrorKind::UndefinedObject,
-                "",
-                format!("vectorizer \"{name}\" does not exist"),
-            )
-            .with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"),
-        )
+        unknown_vectorizer(name)
     };
     // What exists now of what create made, by OID: a name that has since
     // been given to another relation is never dropped.

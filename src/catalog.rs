@@ -80,6 +80,30 @@ pub fn owns_relation(relid: pg_sys::Oid) -> Option<bool> {
     )
 }
 
+/// The owner of a relation.
+pub fn owner_of(relid: pg_sys::Oid) -> pg_sys::Oid {
+    one(
+        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+        &[relid.into()],
+    )
+    .expect("relation owner")
+}
+
+/// 42P07 when a relation of that name exists (`detail` says why it could
+/// not be taken over, where that was tried).
+pub fn check_free(r: &pgai_migrate_core::plan::Relation, detail: Option<String>) {
+    if relation_exists(&r.schema, &r.name) {
+        raise(
+            ConfigError::new(
+                ErrorKind::DuplicateTable,
+                r.path.clone(),
+                format!("relation \"{}.{}\" already exists", r.schema, r.name),
+            )
+            .with_detail_opt(detail),
+        );
+    }
+}
+
 pub fn relation_exists(schema: &str, name: &str) -> bool {
     one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",

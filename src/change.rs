@@ -5,41 +5,25 @@
 //! the database and applies them.
 
 use pgai_migrate_core::change::{self, Action, Change};
-use pgai_migrate_core::ident::qualified;
+use pgai_migrate_core::ident::{qualified, quote_ident};
 use pgai_migrate_core::plan::{trigger_ddl, Context, Relation, SharedGrant};
-use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind, Plan, SourceTable};
+use pgai_migrate_core::{
+    build_plan, Config, ConfigError, Environment, ErrorKind, Plan, SourceTable,
+};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
 use crate::api::{check_schema, decide_shared_grants, live_role, revoke_recorded};
 use crate::catalog::{self, Existing};
-use crate::error::{raise, OrRaise};
+use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
 use crate::security::{current_user, AsRole};
 use crate::spi::{one, run, set_search_path};
-
-fn not_null(what: &str) -> ! {
-    raise(ConfigError::new(
-        ErrorKind::NullValue,
-        "",
-        format!("{what} must not be NULL"),
-    ))
-}
-
-fn unknown(name: &str) -> ! {
-    raise(
-        ConfigError::new(
-            ErrorKind::UndefinedObject,
-            "",
-            format!("vectorizer \"{name}\" does not exist"),
-        )
-        .with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"),
-    )
-}
 
 /// A change worked out against the database, not yet applied.
 struct Prepared {
     source: SourceTable,
+    env: Environment,
     plan: Plan,
     changes: Vec<Change>,
 }
@@ -82,6 +66,7 @@ fn prepare(existing: &Existing, changes: &Value, source_given: Option<pg_sys::Oi
     let changes = change::diff(&existing.config, &plan.config);
     Prepared {
         source,
+        env,
         plan,
         changes,
     }
@@ -115,14 +100,6 @@ fn source_rows(relid: pg_sys::Oid, source: &SourceTable) -> i64 {
     }
 }
 
-fn owner_of(relid: pg_sys::Oid) -> pg_sys::Oid {
-    one(
-        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
-        &[relid.into()],
-    )
-    .expect("relation owner")
-}
-
 /// `migrate.alter_vectorizer(name, changes, reembed, label)`.
 #[pg_extern(
     volatile,
@@ -146,7 +123,7 @@ pub fn alter_vectorizer_named(
         .map(catalog::resolve_source);
     let caller_path = set_search_path("pg_catalog, pg_temp");
     catalog::lock_names(&[name.to_string()]);
-    let existing = catalog::find(name).unwrap_or_else(|| unknown(name));
+    let existing = catalog::find(name).unwrap_or_else(|| unknown_vectorizer(name));
     if catalog::owns_relation(existing.source) != Some(true) {
         raise(ConfigError::new(
             ErrorKind::InsufficientPrivilege,
@@ -225,7 +202,7 @@ fn move_sql(kind: &str, from: &Relation, to: &Relation) -> Vec<String> {
         out.push(format!(
             "ALTER {kind} {} SET SCHEMA {}",
             qualified(&at.schema, &at.name),
-            pgai_migrate_core::ident::quote_ident(&to.schema)
+            quote_ident(&to.schema)
         ));
         at.schema = to.schema.clone();
     }
@@ -233,20 +210,10 @@ fn move_sql(kind: &str, from: &Relation, to: &Relation) -> Vec<String> {
         out.push(format!(
             "ALTER {kind} {} RENAME TO {}",
             qualified(&at.schema, &at.name),
-            pgai_migrate_core::ident::quote_ident(&to.name)
+            quote_ident(&to.name)
         ));
     }
     out
-}
-
-fn check_free(r: &Relation) {
-    if catalog::relation_exists(&r.schema, &r.name) {
-        raise(ConfigError::new(
-            ErrorKind::DuplicateTable,
-            r.path.clone(),
-            format!("relation \"{}.{}\" already exists", r.schema, r.name),
-        ));
-    }
 }
 
 fn roles(config: &Value) -> Vec<String> {
@@ -289,20 +256,20 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
     let q_moved = moved(&Some(queue.clone()), &Some(plan.queue.clone()));
     let fq_moved = moved(&Some(failed.clone()), &Some(plan.failed_queue.clone()));
     if q_moved {
-        check_free(&plan.queue);
+        catalog::check_free(&plan.queue, None);
     }
     if fq_moved {
-        check_free(&plan.failed_queue);
+        catalog::check_free(&plan.failed_queue, None);
     }
     if !kind_changed && moved(&store, &plan.store) {
-        check_free(plan.store.as_ref().expect("store"));
+        catalog::check_free(plan.store.as_ref().expect("store"), None);
     }
     if !kind_changed && moved(&view, &plan.view) {
-        check_free(plan.view.as_ref().expect("view"));
+        catalog::check_free(plan.view.as_ref().expect("view"), None);
     }
     if kind_changed {
         for r in plan.store.iter().chain(plan.view.iter()) {
-            check_free(r);
+            catalog::check_free(r, None);
         }
     }
     let old_column = existing.row["embedding_column"].as_str().map(String::from);
@@ -373,7 +340,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             catalog::forget_destination(id);
         }
     }
-    let owner = owner_of(existing.source);
+    let owner = catalog::owner_of(existing.source);
     let q = qualified(&plan.queue.schema, &plan.queue.name);
     let fq = qualified(&plan.failed_queue.schema, &plan.failed_queue.name);
     let mut recorded_now = recorded_kept;
@@ -400,7 +367,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
         // Revokes go while the objects they name still exist.
         let mut revokes = revoke_recorded(id, existing.source, Some(&src), &to_take);
         for role in &gone {
-            let r = pgai_migrate_core::ident::quote_ident(role);
+            let r = quote_ident(role);
             revokes.push(format!(
                 "REVOKE SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} FROM {r}"
             ));
@@ -435,7 +402,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             if let Some(col) = &old_column {
                 run(&format!(
                     "ALTER TABLE {src} DROP COLUMN {}",
-                    pgai_migrate_core::ident::quote_ident(col)
+                    quote_ident(col)
                 ));
             }
             for sql in plan
@@ -461,8 +428,8 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                 if from != to {
                     run(&format!(
                         "ALTER TABLE {src} RENAME COLUMN {} TO {}",
-                        pgai_migrate_core::ident::quote_ident(from),
-                        pgai_migrate_core::ident::quote_ident(to)
+                        quote_ident(from),
+                        quote_ident(to)
                     ));
                 }
             }
@@ -472,7 +439,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                     // no trigger fired (no UPDATE runs).
                     let vector = format!(
                         "{}({})",
-                        qualified(&catalog::environment().vector_schema, "vector"),
+                        qualified(&p.env.vector_schema, "vector"),
                         new_dims.unwrap_or(0)
                     );
                     // The rewrite checks the table's constraints, which
@@ -480,12 +447,12 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                     let _owner = AsRole::new(owner, false);
                     run(&format!(
                         "ALTER TABLE {src} ALTER COLUMN {c} TYPE {vector} USING NULL::{vector}",
-                        c = pgai_migrate_core::ident::quote_ident(col)
+                        c = quote_ident(col)
                     ));
                 }
             }
             for role in &added {
-                let r = pgai_migrate_core::ident::quote_ident(role);
+                let r = quote_ident(role);
                 if let Some(s) = &plan.store {
                     run(&format!(
                         "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {r}",
@@ -501,7 +468,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             }
         }
         for role in &added {
-            let r = pgai_migrate_core::ident::quote_ident(role);
+            let r = quote_ident(role);
             run(&format!(
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"
             ));
@@ -523,7 +490,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                 .source
                 .primary_key
                 .iter()
-                .map(|k| pgai_migrate_core::ident::quote_ident(k))
+                .map(|k| quote_ident(k))
                 .collect::<Vec<_>>()
                 .join(", ");
             let rows = if p.source.partitioned {

@@ -48,3 +48,24 @@ impl<T> OrRaise<T> for Result<T, ConfigError> {
         self.unwrap_or_else(|e| raise(e))
     }
 }
+
+/// 22004 for a NULL argument.
+pub fn not_null(what: &str) -> ! {
+    raise(ConfigError::new(
+        ErrorKind::NullValue,
+        "",
+        format!("{what} must not be NULL"),
+    ))
+}
+
+/// 42704 for a vectorizer name the catalog does not have.
+pub fn unknown_vectorizer(name: &str) -> ! {
+    raise(
+        ConfigError::new(
+            ErrorKind::UndefinedObject,
+            "",
+            format!("vectorizer \"{name}\" does not exist"),
+        )
+        .with_hint("SELECT name FROM migrate.vectorizer lists the vectorizers"),
+    )
+}
