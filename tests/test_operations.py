@@ -477,8 +477,9 @@ def test_grant_vectorizer_usage_to_public(dbname, db):
 
 def test_the_update_creates_what_a_fresh_install_creates():
     """Every view and function of sql/introspection.sql, sql/operations.sql
-    and the errors view of sql/worker.sql is in the 0.2.0 -> 0.3.0 update
-    word for word, so an updated database gets the same definitions."""
+    and the errors view of sql/worker.sql is in the update scripts (0.2.0 ->
+    0.3.0 and later) word for word, so an updated database gets the same
+    definitions."""
     import os
     import re
 
@@ -488,7 +489,8 @@ def test_the_update_creates_what_a_fresh_install_creates():
         full = os.path.join(ROOT, *path)
         return open(full).read() if os.path.exists(full) else ""
 
-    update = read("sql", "pgai_migrate--0.2.0--0.3.0.sql")
+    update = "".join(read("sql", f) for f in sorted(os.listdir(os.path.join(ROOT, "sql")))
+                     if f.startswith("pgai_migrate--") and f.count("--") == 2 and f >= "pgai_migrate--0.2.0--")
     statements = []
     for name in ["introspection.sql", "operations.sql", "worker.sql"]:
         text = read("sql", name)

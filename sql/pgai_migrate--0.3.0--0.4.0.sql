@@ -1,0 +1,4 @@
+-- pgai_migrate 0.3.0 -> 0.4.0: the worker is a privilege boundary.
+--
+-- Each section below belongs to one change; see docs/security.md for the
+-- rules they enforce.
