@@ -1,7 +1,8 @@
 """The Python package (python/pgai_migrate) with the real `alembic` command
 line: pgai's Alembic operations online and with --sql, the config classes,
 autogenerate for vectorizers declared with the models (the README's
-walk-through, step by step), the include_object/include_name hooks before
+walk-through, step by step), which vectorizers it may drop (only this
+project's), the include_object/include_name hooks before
 and after the extension exists, and vectorizer_relationship()."""
 
 import json
@@ -444,6 +445,105 @@ def test_autogenerate_leaves_vectorizers_alone_when_none_are_declared(seed_proje
     generated = autogenerate(seed_project, dbname, "0001")
     # Only the unmodelled blog table is proposed; nothing about the vectorizer.
     assert function_body(generated, "upgrade") == ["op.drop_table('blog')"]
+
+
+# --- autogenerate drops only this project's vectorizers ---------------------------
+
+
+def hand_vectorizer(dbname, source, name):
+    """A table and its vectorizer made by hand with plain SQL (no label)."""
+    config = {"source": source, "name": name,
+              "loading": {"implementation": "column", "column_name": "body"},
+              "embedding": {"implementation": "openai", "model": "m", "dimensions": 3}}
+    psql_script(dbname, f"CREATE TABLE {source} (id int PRIMARY KEY, body text);\n"
+                        f"SELECT migrate.create_vectorizer('{json.dumps(config)}');\n")
+
+
+def proposed_drops(generated):
+    return [line for line in function_body(generated, "upgrade") if "drop_vectorizer" in line]
+
+
+def test_autogenerate_does_not_drop_vectorizers_made_by_hand_here_or_in_another_schema(project, dbname):
+    """The models declare blog's vectorizer; vectorizers someone made with
+    plain SQL, on a table of the same schema and of another one, are not
+    this project's: autogenerate never proposes dropping them."""
+    require_new_api(dbname)
+    autogenerate(project, dbname, "0001", "blog")
+    alembic(project, dbname, "upgrade", "head")
+    psql_script(dbname, "CREATE SCHEMA other;")
+    hand_vectorizer(dbname, "notes", "hand_notes")
+    hand_vectorizer(dbname, "other.docs", "other_docs")
+    second = autogenerate(project, dbname, "0002")
+    assert proposed_drops(second) == []
+    assert "vectorizer" not in second.split("def downgrade")[1]
+    assert [name for name, _ in catalog(dbname)] == ["blog_content_embedder", "hand_notes", "other_docs"]
+
+
+OTHER_SCHEMA_MIGRATION = '''\
+revision = "0002"
+down_revision = "0001"
+from alembic import op
+from pgai_migrate.configuration import EmbeddingOpenaiConfig, LoadingColumnConfig
+
+def upgrade():
+    op.execute("CREATE SCHEMA other")
+    op.execute("CREATE TABLE other.docs (id int PRIMARY KEY, body text)")
+    op.create_vectorizer(source="other.docs", name="other_docs", loading=LoadingColumnConfig(column_name="body"),
+                         embedding=EmbeddingOpenaiConfig(model="m", dimensions=3))
+'''
+
+
+def test_autogenerate_drops_nothing_in_a_schema_the_models_do_not_cover(project, dbname):
+    """A vectorizer this project made in a hand-written migration, on a table
+    of a schema no model (and no declaration) is in, is not dropped; listing
+    the schema with manage_vectorizers() lets autogenerate drop it."""
+    require_new_api(dbname)
+    autogenerate(project, dbname, "0001", "blog")
+    (project / "versions" / "0002_other.py").write_text(OTHER_SCHEMA_MIGRATION)
+    alembic(project, dbname, "upgrade", "head")
+    assert [label for name, _, label in revisions(dbname) if name == "other_docs"] == ["0002"]
+    third = autogenerate(project, dbname, "0003")
+    assert proposed_drops(third) == []
+    third_path, = (project / "versions").glob("0003_*.py")
+    third_path.unlink()
+
+    models = project / "models.py"
+    models.write_text(models.read_text() + "\n\nfrom pgai_migrate.vectorizer import manage_vectorizers\n"
+                      "manage_vectorizers(Base.metadata, schemas=['public', 'other'])\n")
+    third = autogenerate(project, dbname, "0003")
+    assert proposed_drops(third) == ["op.drop_vectorizer('other_docs', drop_all=True)"]
+    assert [l for l in function_body(third, "downgrade") if "vectorizer" in l] == ["op.restore_vectorizer('other_docs')"]
+
+
+def test_manage_vectorizers_can_turn_drops_off_and_adopts_named_vectorizers(project, dbname):
+    """drop=False proposes no drop at all, not even of a vectorizer this
+    project created and no longer declares; names= counts vectorizers made
+    by hand as this project's (others made by hand stay untouched)."""
+    require_new_api(dbname)
+    autogenerate(project, dbname, "0001", "blog")
+    alembic(project, dbname, "upgrade", "head")
+    models = project / "models.py"
+    original = models.read_text()
+    removed = (original.split("    # Declares the vectorizer")[0].replace("import uuid\n", "")
+               + "\n\nfrom pgai_migrate.vectorizer import INFO_KEY, manage_vectorizers\n"
+               "Base.metadata.info[INFO_KEY] = []\n")
+    models.write_text(removed + "manage_vectorizers(Base.metadata, drop=False)\n")
+    assert proposed_drops(autogenerate(project, dbname, "0002")) == []
+    for path in (project / "versions").glob("0002_*.py"):
+        path.unlink()
+    models.write_text(removed)  # the default again: the project's own vectorizer is proposed
+    assert proposed_drops(autogenerate(project, dbname, "0002")) == [
+        "op.drop_vectorizer('blog_content_embedder', drop_all=True)"]
+    for path in (project / "versions").glob("0002_*.py"):
+        path.unlink()
+
+    hand_vectorizer(dbname, "notes", "hand_notes")
+    hand_vectorizer(dbname, "memos", "hand_memos")
+    models.write_text(original + "\n\nfrom pgai_migrate.vectorizer import manage_vectorizers\n"
+                      "manage_vectorizers(Base.metadata, names=['hand_notes'])\n")
+    second = autogenerate(project, dbname, "0002")
+    assert proposed_drops(second) == ["op.drop_vectorizer('hand_notes', drop_all=True)"]
+    assert [l for l in function_body(second, "downgrade") if "vectorizer" in l] == ["op.restore_vectorizer('hand_notes')"]
 
 
 # --- include_object / include_name ----------------------------------------------

@@ -36,7 +36,7 @@ from sqlalchemy.orm import foreign, mapped_column, relationship, remote
 from sqlalchemy.types import UserDefinedType
 from sqlalchemy.dialects.postgresql import UUID
 
-from .vectorizer import PGAI_MANAGED_TABLES, Vectorizer, declare_vectorizer
+from .vectorizer import PGAI_MANAGED_TABLES, Vectorizer, declare_vectorizer, manage_vectorizers
 
 try:  # pgvector's type if it is installed, else a minimal one
     from pgvector.sqlalchemy import Vector  # type: ignore
@@ -184,4 +184,4 @@ def vectorizer_relationship(
     return _VectorizerRelationship(dimensions, target_schema, target_table, **kwargs)
 
 
-__all__ = ["Vector", "declare_vectorizer", "vectorizer_relationship"]
+__all__ = ["Vector", "declare_vectorizer", "manage_vectorizers", "vectorizer_relationship"]

@@ -8,12 +8,24 @@ with `migrate.plan_vectorizer(config)`:
   * changes   -> op.alter_vectorizer(name, ...) downgrade: op.alter_vectorizer back to the old values
                  (with reembed=True and a comment saying how many rows are
                  queued again when the change invalidates the embeddings)
-  * a vectorizer in the database that is not declared
+  * a vectorizer of this project in the database that is not declared
               -> op.drop_vectorizer(name, drop_all=True)  downgrade: op.restore_vectorizer(name)
 
 Nothing is compared unless some metadata declares vectorizers (has the
 `pgai_migrate_vectorizers` key), so projects that manage vectorizers by hand
-get no surprise drops.
+get no surprise drops. Even then a drop is proposed only for a vectorizer
+that is this project's:
+
+  * its history in `migrate.revision` (followed through restores) has a row
+    whose label is the revision id of one of the project's scripts (the
+    operations label their rows so), or `manage_vectorizers(names=...)`
+    names it; and
+  * its source table is in a schema the metadata covers (its tables' and the
+    declared sources' schemas; none: the current schema), or in one of
+    `manage_vectorizers(schemas=...)` when given.
+
+`manage_vectorizers(drop=False)` turns drops off. Without a script directory
+(a MigrationContext configured by hand) only named vectorizers are dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from alembic.autogenerate import comparators, renderers
 from sqlalchemy import text
 
 from ..configuration import CONFIG_KEYS, Config, config_class
-from ..vectorizer import declared_vectorizers
+from ..vectorizer import DropRule, covered_schemas, declared_vectorizers
 from .filter import extension_installed
 from .operations import (
     AlterVectorizerOp,
@@ -101,6 +113,60 @@ def _render_value(key: str, value: Any, autogen_context) -> str:
     return repr(value)
 
 
+def _project_revisions(autogen_context) -> list[str]:
+    """The revision ids of the project's migration scripts (none without a
+    script directory)."""
+    migration_context = getattr(autogen_context, "migration_context", None)
+    script = getattr(migration_context, "script", None)
+    if script is None:
+        return []
+    return sorted({s.revision for s in script.walk_revisions()})
+
+
+def _has_restored_from(connection) -> bool:
+    # migrate.revision.restored_from exists since the extension's 0.3.0.
+    return bool(
+        connection.execute(
+            text(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute "
+                "WHERE attrelid = 'migrate.revision'::pg_catalog.regclass "
+                "AND attname = 'restored_from' AND NOT attisdropped)"
+            )
+        ).scalar()
+    )
+
+
+def _existing(connection, labels: list[str]) -> list[tuple[str, dict[str, Any], str, bool]]:
+    """(name, config, source schema, whether its history has one of
+    `labels`) of every vectorizer. The history of a restored vectorizer
+    includes the one it was restored from."""
+    if _has_restored_from(connection):
+        lineage = (
+            "WITH RECURSIVE lineage(root, vectorizer_id) AS ("
+            " SELECT v.id, v.id FROM migrate.vectorizer v"
+            " UNION"
+            " SELECT l.root, origin.vectorizer_id FROM lineage l"
+            " JOIN migrate.revision r ON r.vectorizer_id = l.vectorizer_id AND r.restored_from IS NOT NULL"
+            " JOIN migrate.revision origin ON origin.id = r.restored_from) "
+        )
+    else:
+        lineage = "WITH lineage(root, vectorizer_id) AS (SELECT v.id, v.id FROM migrate.vectorizer v) "
+    rows = connection.execute(
+        text(
+            lineage
+            + "SELECT v.name, v.config, n.nspname::text, EXISTS ("
+            " SELECT FROM lineage l JOIN migrate.revision r ON r.vectorizer_id = l.vectorizer_id"
+            " WHERE l.root = v.id AND r.label = ANY (CAST(:labels AS text[])))"
+            " FROM migrate.vectorizer v"
+            " JOIN pg_catalog.pg_class c ON c.oid = v.source"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " ORDER BY v.id"
+        ),
+        {"labels": labels},
+    )
+    return [tuple(r) for r in rows]
+
+
 def compare_vectorizers(autogen_context, upgrade_ops, schemas) -> None:
     metadata = autogen_context.metadata
     declared = declared_vectorizers(metadata)
@@ -111,9 +177,15 @@ def compare_vectorizers(autogen_context, upgrade_ops, schemas) -> None:
     default_schema = connection.execute(text("SELECT pg_catalog.current_schema()")).scalar() or "public"
 
     existing: dict[str, dict[str, Any]] = {}
+    owned: set[str] = set()
+    rule = DropRule.of(metadata)
     if installed:
-        for name, config in connection.execute(text("SELECT name, config FROM migrate.vectorizer ORDER BY id")):
+        labels = _project_revisions(autogen_context) if rule.drop else []
+        droppable_schemas = rule.schemas if rule.schemas is not None else covered_schemas(metadata, default_schema)
+        for name, config, source_schema, labelled in _existing(connection, labels):
             existing[name] = config
+            if rule.drop and (labelled or name in rule.names) and source_schema in droppable_schemas:
+                owned.add(name)
 
     drops, later = [], []
     declared_names = set()
@@ -151,7 +223,7 @@ def compare_vectorizers(autogen_context, upgrade_ops, schemas) -> None:
         later.append(AlterVectorizerOp(name, changes, reembed=reembed, old_changes=old_changes, comment=comment))
 
     for name, config in existing.items():
-        if name not in declared_names:
+        if name not in declared_names and name in owned:
             drops.append(
                 DropVectorizerOp(
                     name,
