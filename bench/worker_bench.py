@@ -127,7 +127,8 @@ def bench_end_to_end(rows, workers=(1, 2, 4)):
                 c.execute("TRUNCATE blog_embedding_store")
                 c.execute("UPDATE blog SET content = content || '.'")  # queues every row
                 t = time.perf_counter()
-                subprocess.run([WORKER, "run", "--once", "--db", dsn(name), "--concurrency", str(n)], check=True)
+                subprocess.run([WORKER, "run", "--once", "--db", dsn(name), "--concurrency", str(n),
+                                "--endpoint", server.url], check=True)
                 dt = time.perf_counter() - t
                 stored = c.execute("SELECT count(DISTINCT id) FROM blog_embedding_store").fetchone()[0]
                 assert stored == rows, (stored, rows)

@@ -24,6 +24,7 @@ mod security;
 mod spi;
 mod trigger;
 mod upgrade;
+mod worker_api;
 
 ::pgrx::pg_module_magic!(name, version);
 

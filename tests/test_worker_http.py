@@ -29,7 +29,9 @@ def test_openai_compatible_server(wdb, embedding_server):
     s = embedding_server(dims=8)
     blog(wdb, POSTS)
     vectorizer(wdb, embedding=openai(s, api_key_name="TEST_OPENAI_KEY"))
-    run_worker(wdb.info.dbname, env={**FAST_HTTP, "TEST_OPENAI_KEY": "sk-test"})
+    # The operator pairs the key with the endpoint: only then is it sent.
+    run_worker(wdb.info.dbname, env={**FAST_HTTP, "TEST_OPENAI_KEY": "sk-test",
+                                     "PGAI_MIGRATE_ENDPOINTS": f"{s.url}/v1=TEST_OPENAI_KEY"})
     # One request for the batch, in OpenAI's shape, with the key.
     [r] = s.requests
     path, headers, body = r["path"], r["headers"], r["body"]
@@ -114,23 +116,23 @@ def test_provider_errors_fail_the_batch_keys_and_are_recorded(wdb, embedding_ser
 def test_missing_api_key_is_a_clear_error(wdb, embedding_server):
     blog(wdb, POSTS[:1])
     vectorizer(wdb, embedding={"implementation": "openai", "model": "text-embedding-3-small", "dimensions": 8,
-                               "api_key_name": "PGAI_MIGRATE_TEST_NO_SUCH_KEY"},
+                               "api_key_name": "TEST_NO_SUCH_KEY"},
                loading={"implementation": "column", "column_name": "content", "retries": 0})
-    run_worker(wdb.info.dbname, env=FAST_HTTP)
+    run_worker(wdb.info.dbname, env={**FAST_HTTP, "PGAI_MIGRATE_ENDPOINTS": "https://api.openai.com/v1=TEST_NO_SUCH_KEY"})
     assert failed_rows(wdb) == [(1, "embedding")]
     [(_, message, _)] = errors(wdb)
-    assert message == "the API key environment variable PGAI_MIGRATE_TEST_NO_SUCH_KEY is not set"
+    assert message == "the API key environment variable TEST_NO_SUCH_KEY is not set"
 
 
 def test_embed_subcommand_uses_the_same_providers(embedding_server):
     s = embedding_server(dims=3)
     cfg = {"embedding": {"implementation": "ollama", "model": "m", "dimensions": 3, "base_url": s.url}}
-    p = subprocess.run([worker_bin(), "embed", "--config", json.dumps(cfg), "hello", "world"],
+    p = subprocess.run([worker_bin(), "embed", "--endpoint", s.url, "--config", json.dumps(cfg), "hello", "world"],
                        capture_output=True, text=True, check=True)
     lines = p.stdout.splitlines()
     assert [json.loads(x) for x in lines] == [pytest.approx(fake_vector(t, 3), abs=1e-6) for t in ("hello", "world")]
     assert all(x.startswith("[") and x.endswith("]") and " " not in x for x in lines)
     s.script = [404]
-    p = subprocess.run([worker_bin(), "embed", "--config", json.dumps(cfg), "x"], capture_output=True, text=True,
+    p = subprocess.run([worker_bin(), "embed", "--endpoint", s.url, "--config", json.dumps(cfg), "x"], capture_output=True, text=True,
                        env={**FAST_HTTP})
     assert p.returncode == 1 and "ollama returned HTTP 404" in p.stderr

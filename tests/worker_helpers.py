@@ -32,12 +32,22 @@ def dsn(dbname, user=None):
     return f"host={CONNINFO['host']} port={CONNINFO['port']} user={user or CONNINFO['user']} dbname={dbname}"
 
 
+# The test servers' URLs, which the worker is allowed to call (as an
+# operator would with --endpoint); a test that sets PGAI_MIGRATE_ENDPOINTS
+# itself decides alone.
+LIVE_ENDPOINTS = []
+
+
+def worker_env(env):
+    return {**os.environ, "PGAI_MIGRATE_ENDPOINTS": ",".join(LIVE_ENDPOINTS), **(env or {})}
+
+
 def run_worker(dbname, *args, user=None, env=None, timeout=120, check=True):
     """Runs `pgai-migrate-worker run --once` to completion."""
     defaults = [] if "--retry-delay" in args else ["--retry-delay", "0"]
     p = subprocess.run(
         [worker_bin(), "run", "--db", dsn(dbname, user), "--once", *defaults, *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, env=worker_env(env),
     )
     if check:
         assert p.returncode == 0, f"worker exited {p.returncode}\n{p.stderr}"
@@ -49,7 +59,7 @@ def start_worker(dbname, *args, user=None, env=None):
     defaults = [] if "--poll-interval" in args else ["--poll-interval", "0.05"]
     return subprocess.Popen(
         [worker_bin(), "run", "--db", dsn(dbname, user), *defaults, "--retry-delay", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(env),
     )
 
 
@@ -167,18 +177,24 @@ class EmbeddingServer:
                     texts = [texts]
                 dims = server.dims + (1 if action == "wrong_dims" else 0)
                 vectors = [fake_vector(t, dims) for t in texts]
+                # A value valid in JSON but outside float4's range.
+                for t, v in zip(texts, vectors):
+                    if "HUGE" in t:
+                        v[0] = 1e39
                 if isinstance(action, int):
                     status, payload = action, {"error": {"message": f"scripted {action}"}}
                 elif action == "malformed":
                     status, payload = 200, {"object": "list", "result": []}
                 elif action == "garbage":
                     status, payload = 200, None
+                elif action == "leak":
+                    status, payload = 400, None
                 elif self.path.endswith("/api/embed"):
                     status, payload = 200, {"model": body.get("model"), "embeddings": vectors}
                 else:
                     data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
                     status, payload = 200, {"object": "list", "data": list(reversed(data)), "model": body.get("model")}
-                raw = b"<html>oops" if payload is None else json.dumps(payload).encode()
+                raw = b"<html>oops internal-secret-page" if payload is None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -194,10 +210,14 @@ class EmbeddingServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        LIVE_ENDPOINTS.extend([self.url, self.url + "/v1"])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self):
+        for u in (self.url, self.url + "/v1"):
+            if u in LIVE_ENDPOINTS:
+                LIVE_ENDPOINTS.remove(u)
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -1043,6 +1043,7 @@ pub fn drop_sql(
 }
 
 pub mod sync;
+pub mod worker;
 
 #[cfg(test)]
 mod tests;

@@ -304,6 +304,19 @@ pub fn batch_size(cfg: &Map<String, Value>) -> Result<i64> {
 }
 
 impl Pipeline {
+    /// A pipeline that runs nothing, for a vectorizer whose config failed
+    /// to parse (its keys are never claimed).
+    pub fn placeholder() -> Self {
+        Pipeline {
+            loading: None,
+            parsing: Parsing::Unsupported(String::new()),
+            chunking: Chunking::None,
+            formatting: Formatting::ChunkValue,
+            embedding: None,
+            batch_size: 50,
+        }
+    }
+
     /// Reads a whole vectorizer config, or a partial one (`chunk` and
     /// `embed` accept just the components they need).
     pub fn from_json(cfg: &Value) -> Result<Self> {

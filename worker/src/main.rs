@@ -52,6 +52,20 @@ enum Command {
         /// Print one line per batch.
         #[arg(long, short)]
         verbose: bool,
+        /// An embedding endpoint vectorizers may use besides the providers'
+        /// official ones, optionally with the environment variable whose
+        /// value is sent to it as the API key: URL or URL=VARIABLE.
+        /// Repeatable; PGAI_MIGRATE_ENDPOINTS holds a comma-separated list.
+        #[arg(long = "endpoint", env = "PGAI_MIGRATE_ENDPOINTS", value_delimiter = ',')]
+        endpoints: Vec<String>,
+        /// Seconds a batch's statement waits for a lock before the
+        /// vectorizer is skipped and retried later (lock_timeout).
+        #[arg(long, default_value_t = 5.0)]
+        lock_timeout: f64,
+        /// Seconds one statement of a batch may run, the vectorizer
+        /// owner's code included (statement_timeout).
+        #[arg(long, default_value_t = 60.0)]
+        statement_timeout: f64,
     },
     /// Read one document on stdin, print its chunks as a JSON array.
     Chunk {
@@ -77,6 +91,9 @@ enum Command {
         /// Also read texts from stdin, one JSON string per line.
         #[arg(long)]
         jsonl: bool,
+        /// As for `run`: endpoints allowed besides the official ones.
+        #[arg(long = "endpoint", env = "PGAI_MIGRATE_ENDPOINTS", value_delimiter = ',')]
+        endpoints: Vec<String>,
         texts: Vec<String>,
     },
 }
@@ -133,7 +150,12 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), 
     out.flush().map_err(|e| e.to_string())
 }
 
-fn embed_cmd(cfg: &str, jsonl: bool, mut texts: Vec<String>) -> Result<(), String> {
+fn policy(endpoints: &[String]) -> Result<embed::Policy, String> {
+    embed::Policy::new(endpoints, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+fn embed_cmd(cfg: &str, jsonl: bool, endpoints: &[String], mut texts: Vec<String>) -> Result<(), String> {
+    let policy = policy(endpoints)?;
     let pipeline = parse_config(cfg)?;
     let embedding = pipeline.embedding.ok_or("--config has no embedding")?;
     if jsonl {
@@ -145,7 +167,7 @@ fn embed_cmd(cfg: &str, jsonl: bool, mut texts: Vec<String>) -> Result<(), Strin
             );
         }
     }
-    let vectors = embed::build(&embedding)?.embed(&texts)?;
+    let vectors = embed::build(&embedding, &policy)?.embed(&texts)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for v in vectors {
@@ -169,7 +191,17 @@ fn main() -> ExitCode {
             poll_interval,
             retry_delay,
             verbose,
+            endpoints,
+            lock_timeout,
+            statement_timeout,
         } => {
+            let policy = match policy(&endpoints) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("pgai-migrate-worker: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let code = worker::run(worker::Options {
                 db,
                 once,
@@ -178,6 +210,9 @@ fn main() -> ExitCode {
                 poll: seconds(poll_interval),
                 retry_delay: seconds(retry_delay),
                 verbose,
+                policy: std::sync::Arc::new(policy),
+                lock_timeout: seconds(lock_timeout),
+                statement_timeout: seconds(statement_timeout),
             });
             return ExitCode::from(code as u8);
         }
@@ -190,8 +225,9 @@ fn main() -> ExitCode {
         Command::Embed {
             config,
             jsonl,
+            endpoints,
             texts,
-        } => embed_cmd(&config, jsonl, texts),
+        } => embed_cmd(&config, jsonl, &endpoints, texts),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

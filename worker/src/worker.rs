@@ -4,15 +4,21 @@
 //! ("The work queue"): claim keys by deleting their queue rows with
 //! `FOR UPDATE SKIP LOCKED`, read the source rows in a later statement (so
 //! every change committed before the claim is seen), replace the keys'
-//! chunks in the store, commit. A worker that dies before the commit loses
+//! chunks in the store, commit. Each of those steps is a call of the
+//! extension's `migrate._worker_*` functions, which run it as the
+//! vectorizer's owner, security-restricted: the worker itself never runs
+//! a statement on a tenant's relations, so no tenant code runs with its
+//! rights (docs/security.md, "The worker"). A worker that dies before the commit loses
 //! nothing: its claims roll back. A key that fails goes back to the queue
 //! with `loading_retries` + 1 and a `loading_retry_after` backoff, or after
 //! the configured retries to the failed queue; every failure is a row in
 //! `migrate.vectorizer_errors`.
 //!
-//! The session runs with `search_path = pg_catalog, pg_temp`: relation names
-//! come from `regclass` output (schema-qualified and quoted), column names
-//! are quoted here, values travel as jsonb parameters.
+//! Every batch runs under `lock_timeout` and `statement_timeout`: a
+//! tenant holding a lock on its own store, or whose code is slow, costs
+//! the shared worker one timeout and a back-off for that vectorizer, not
+//! everyone's embeddings. A store write that fails is retried key by key,
+//! so one key's bad data fails only that key.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +40,10 @@ pub struct Options {
     pub poll: Duration,
     pub retry_delay: Duration,
     pub verbose: bool,
+    /// Which endpoints and keys the vectorizers' configs may use.
+    pub policy: Arc<embed::Policy>,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
 }
 
 /// A vectorizer as the catalog describes it.
@@ -43,26 +53,15 @@ struct Vectorizer {
     name: String,
     source: String,
     queue: String,
-    failed_queue: String,
     store: Option<String>,
-    embedding_column: Option<String>,
-    /// The column's type as SQL (`public.vector(384)`), for the cast.
-    embedding_column_type: Option<String>,
     pk: Vec<String>,
     config: Value,
     loading_is_bytea: bool,
 }
 
-/// `"name"` with embedded quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 const DISCOVER: &str = "
-SELECT v.id, v.name, v.source::text, v.queue_relid::text, v.queue_failed_relid::text,
-       v.store_relid::text, v.embedding_column::text, v.config, v.source_pk,
-       (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
-         WHERE a.attrelid = v.source AND a.attname = v.embedding_column AND NOT a.attisdropped),
+SELECT v.id, v.name, v.source::text, v.queue_relid::text,
+       v.store_relid::text, v.config, v.source_pk,
        coalesce((SELECT a.atttypid = 'bytea'::regtype FROM pg_attribute a
          WHERE a.attrelid = v.source AND a.attname = v.config #>> '{loading,column_name}'
            AND NOT a.attisdropped), false)
@@ -75,16 +74,14 @@ fn discover(client: &mut Client) -> Result<Vec<Vectorizer>, postgres::Error> {
     Ok(rows
         .iter()
         .map(|r| {
-            let source_pk: Value = r.get(8);
+            let source_pk: Value = r.get(6);
             Vectorizer {
                 id: r.get(0),
                 name: r.get(1),
                 source: r.get(2),
                 queue: r.get(3),
-                failed_queue: r.get(4),
-                store: r.get(5),
-                embedding_column: r.get(6),
-                config: r.get(7),
+                store: r.get(4),
+                config: r.get(5),
                 pk: source_pk
                     .as_array()
                     .map(|a| {
@@ -93,8 +90,7 @@ fn discover(client: &mut Client) -> Result<Vec<Vectorizer>, postgres::Error> {
                             .collect()
                     })
                     .unwrap_or_default(),
-                embedding_column_type: r.get(9),
-                loading_is_bytea: r.get(10),
+                loading_is_bytea: r.get(7),
             }
         })
         .collect())
@@ -144,112 +140,12 @@ fn cmp_keys(a: &Map<String, Value>, b: &Map<String, Value>, pk: &[String]) -> st
     Ordering::Equal
 }
 
-/// The SQL a vectorizer's batches run, built once.
-struct Statements {
-    /// Claims the first keys in key order.
-    claim: String,
-    /// Claims the keys after a cursor (`$2`, a key as jsonb).
-    claim_after: String,
-    read: String,
-    delete_store: Option<String>,
-    insert_store: Option<String>,
-    update_column: Option<String>,
-    requeue: String,
-    fail: String,
-}
-
-impl Statements {
-    fn new(v: &Vectorizer) -> Result<Self, String> {
-        if v.pk.is_empty() {
-            return Err("the catalog lists no primary-key columns".into());
-        }
-        let pk: Vec<String> = v.pk.iter().map(|c| quote_ident(c)).collect();
-        let cols = pk.join(", ");
-        let s_cols = pk
-            .iter()
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let r_cols = pk
-            .iter()
-            .map(|c| format!("(x.r).{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let q = &v.queue;
-        let keys = format!("SELECT {cols} FROM jsonb_populate_recordset(NULL::{q}, $1)");
-        let (delete_store, insert_store, update_column) = match (&v.store, &v.embedding_column) {
-            (Some(store), _) => (
-                Some(format!("DELETE FROM {store} s WHERE ({s_cols}) IN ({keys})")),
-                Some(format!(
-                    "INSERT INTO {store} ({cols}, chunk_seq, chunk, embedding) \
-                     SELECT {cols}, chunk_seq, chunk, embedding FROM jsonb_populate_recordset(NULL::{store}, $1)"
-                )),
-                None,
-            ),
-            (None, Some(col)) => {
-                let ty = v.embedding_column_type.as_ref().ok_or_else(|| format!("the source has no column {col:?}"))?;
-                (
-                    None,
-                    None,
-                    Some(format!(
-                        "UPDATE {src} s SET {c} = (x.e ->> 'embedding')::{ty} \
-                         FROM (SELECT jsonb_populate_record(NULL::{q}, e) AS r, e FROM jsonb_array_elements($1) e) x \
-                         WHERE ({s_cols}) = ({r_cols})",
-                        src = v.source,
-                        c = quote_ident(col),
-                    )),
-                )
-            }
-            (None, None) => return Err("the vectorizer has neither a store table nor an embedding column".into()),
-        };
-        // Key order along the queue's primary key, resuming after the last
-        // key claimed: each claim reads about one batch of the index, however
-        // long the queue (ORDER BY queued_at would sort the whole queue every
-        // time). A worker sweeps the key space and wraps around, so every
-        // queued key is reached within one sweep.
-        let cursor =
-            v.pk.iter()
-                .map(|c| format!("(jsonb_populate_record(NULL::{q}, $2)).{}", quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-        let claim = |after: &str| {
-            format!(
-                "DELETE FROM {q} q WHERE ({cols}) IN (SELECT {cols} FROM {q} \
-                   WHERE (loading_retry_after IS NULL OR loading_retry_after <= now()){after} \
-                   ORDER BY {cols} LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING to_jsonb(q)"
-            )
-        };
-        Ok(Statements {
-            claim: claim(""),
-            claim_after: claim(&format!(" AND ({cols}) > ({cursor})")),
-            read: format!("SELECT to_jsonb(s) FROM {src} s WHERE ({s_cols}) IN ({keys})", src = v.source),
-            delete_store,
-            insert_store,
-            update_column,
-            requeue: format!(
-                "INSERT INTO {q} ({cols}, queued_at, loading_retries, loading_retry_after) \
-                 SELECT {r_cols}, coalesce((x.r).queued_at, now()), (x.e ->> 'retries')::int, \
-                        now() + (x.e ->> 'delay')::float8 * interval '1 second' \
-                 FROM (SELECT jsonb_populate_record(NULL::{q}, e) AS r, e FROM jsonb_array_elements($1) e) x \
-                 ON CONFLICT DO NOTHING"
-            ),
-            fail: format!(
-                "INSERT INTO {f} ({cols}, created_at, failure_step) \
-                 SELECT {r_cols}, now(), x.e ->> 'step' \
-                 FROM (SELECT jsonb_populate_record(NULL::{q}, e) AS r, e FROM jsonb_array_elements($1) e) x",
-                f = v.failed_queue
-            ),
-        })
-    }
-}
-
 /// A compiled vectorizer, cached per worker thread while its config holds.
 struct Active {
     v: Vectorizer,
     prepared: Prepared,
-    pipeline: Pipeline,
-    sql: Result<Statements, String>,
+    /// Err: why this worker cannot run the config (the real parse error).
+    pipeline: Result<Pipeline, String>,
 }
 
 struct ErrorRow {
@@ -302,9 +198,9 @@ impl Worker {
             .get(0);
         Ok(Worker {
             client,
+            embedders: embed::Cache::new(opts.policy.clone()),
             opts,
             stop,
-            embedders: embed::Cache::default(),
             active: HashMap::new(),
             cursors: HashMap::new(),
             has_errors_table,
@@ -369,22 +265,22 @@ impl Worker {
                             }
                         }
                         Err(e) => {
-                            if self.client.is_closed() {
-                                return Err(e);
-                            }
+                            let (msg, step) = match e {
+                                BatchError::Db(e) if self.client.is_closed() => return Err(e),
+                                BatchError::Db(e) => (
+                                    format!("vectorizer {}: batch rolled back: {}", v.name, db_error_text(&e)),
+                                    "batch",
+                                ),
+                                BatchError::Config(m) => (format!("vectorizer {}: {m}", v.name), "config"),
+                            };
                             clean = false;
-                            let msg = format!(
-                                "vectorizer {}: batch rolled back: {}",
-                                v.name,
-                                db_error_text(&e)
-                            );
                             self.log(&msg);
                             self.record_errors(
                                 v.id,
                                 &[ErrorRow {
                                     key: None,
                                     message: msg,
-                                    details: json!({"step": "batch"}),
+                                    details: json!({"step": step}),
                                 }],
                             );
                             if self.opts.once {
@@ -423,29 +319,33 @@ impl Worker {
                 && a.v.source == v.source
                 && a.v.queue == v.queue
                 && a.v.store == v.store
+                && a.v.pk == v.pk
             {
                 return;
             }
         }
-        let pipeline = Pipeline::from_json(&v.config).unwrap_or_else(|e| Pipeline {
-            loading: None,
-            parsing: crate::config::Parsing::Unsupported(format!("config error: {e}")),
-            chunking: crate::config::Chunking::None,
-            formatting: crate::config::Formatting::ChunkValue,
-            embedding: None,
-            batch_size: 50,
-        });
-        let prepared = Prepared::new(&pipeline, v.loading_is_bytea);
-        let sql = Statements::new(&v);
-        self.active.insert(
-            v.id,
-            Active {
-                v,
-                prepared,
-                pipeline,
-                sql,
-            },
-        );
+        let pipeline = if v.pk.is_empty() {
+            Err("the catalog lists no primary-key columns for this vectorizer (migrate.vectorizer.source_pk)".to_string())
+        } else {
+            Pipeline::from_json(&v.config)
+                .map_err(|e| format!("its config cannot be run by this worker: {e}"))
+        };
+        let prepared = match &pipeline {
+            Ok(p) => Prepared::new(p, v.loading_is_bytea),
+            Err(_) => Prepared::new(&Pipeline::placeholder(), false),
+        };
+        self.active.insert(v.id, Active { v, prepared, pipeline });
+    }
+
+    /// Whether the extension has the entry points this worker calls (0.4.0).
+    pub fn extension_current(&mut self) -> Result<bool, postgres::Error> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT to_regprocedure('migrate._worker_claim(integer, integer, jsonb)') IS NOT NULL",
+                &[],
+            )?
+            .get(0))
     }
 
     /// Records failures in their own savepoint: a missing privilege on the
@@ -482,33 +382,28 @@ impl Worker {
     }
 
     /// One transaction: claim, read, chunk, embed, store.
-    pub fn batch(&mut self, id: i32) -> Result<BatchStats, postgres::Error> {
+    pub fn batch(&mut self, id: i32) -> Result<BatchStats, BatchError> {
         let Some(a) = self.active.get(&id) else {
             return Ok(BatchStats::default());
         };
-        let sql = match &a.sql {
-            Ok(s) => s,
-            Err(e) => {
-                self.log(format!("vectorizer {}: {e}", a.v.name));
-                return Ok(BatchStats::default());
-            }
-        };
+        let pipeline = a.pipeline.as_ref().map_err(|e| BatchError::Config(e.clone()))?;
         let v = &a.v;
         let mut stats = BatchStats::default();
         let mut tx = self.client.transaction()?;
-        let rows = match self.cursors.get(&id) {
-            None => tx.query(&sql.claim, &[&a.pipeline.batch_size])?,
-            Some(after) => tx.query(&sql.claim_after, &[&a.pipeline.batch_size, after])?,
-        };
-        let claimed: Vec<Map<String, Value>> = rows
-            .iter()
-            .filter_map(|r| match r.get::<_, Value>(0) {
-                Value::Object(o) => Some(o),
-                _ => None,
-            })
-            .collect();
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+            self.opts.lock_timeout.as_millis(),
+            self.opts.statement_timeout.as_millis()
+        ))?;
+        let size = pipeline.batch_size.clamp(1, i32::MAX as i64) as i32;
+        let claimed: Value = match self.cursors.get(&id) {
+            None => tx.query_one("SELECT migrate._worker_claim($1, $2, NULL)", &[&id, &size])?,
+            Some(after) => tx.query_one("SELECT migrate._worker_claim($1, $2, $3)", &[&id, &size, after])?,
+        }
+        .get(0);
+        let claimed: Vec<Map<String, Value>> = objects(claimed);
         stats.claimed = claimed.len();
-        // The highest key claimed (RETURNING order is not key order).
+        // The highest key claimed (the claim's order is not key order).
         let last = claimed
             .iter()
             .map(|k| key_object(k, &v.pk))
@@ -542,13 +437,10 @@ impl Worker {
                 .map(|k| Value::Object(key_object(k, &v.pk)))
                 .collect(),
         );
-        let rows: HashMap<String, Map<String, Value>> = tx
-            .query(&sql.read, &[&keys])?
-            .iter()
-            .filter_map(|r| match r.get::<_, Value>(0) {
-                Value::Object(o) => Some((key_of(&o, &v.pk), o)),
-                _ => None,
-            })
+        let rows: Value = tx.query_one("SELECT migrate._worker_read($1, $2)", &[&id, &keys])?.get(0);
+        let rows: HashMap<String, Map<String, Value>> = objects(rows)
+            .into_iter()
+            .map(|o| (key_of(&o, &v.pk), o))
             .collect();
 
         // Chunk and format every claimed key; a deleted row has no chunks.
@@ -569,7 +461,7 @@ impl Worker {
             .collect();
         let mut vectors = Vec::new();
         if !texts.is_empty() {
-            let embedded = match &a.pipeline.embedding {
+            let embedded = match &pipeline.embedding {
                 None => Err("the config has no embedding".to_string()),
                 Some(cfg) => self.embedders.get(cfg).and_then(|e| e.embed(&texts)),
             };
@@ -585,85 +477,118 @@ impl Worker {
             }
         }
 
-        let mut done = Vec::new();
-        let mut store_rows = Vec::new();
-        let mut column_rows = Vec::new();
-        let mut requeue = Vec::new();
-        let mut failed = Vec::new();
-        let mut errors = Vec::new();
-        let max_retries = a.pipeline.loading.as_ref().map_or(6, |l| l.retries());
-        let mut vec_iter = vectors.iter();
-        for (k, o) in claimed.iter().zip(&outcome) {
+        // Each key's rows for the store (or its column), its vectors
+        // checked first: one bad vector fails its key, not the batch.
+        let mut vec_iter = vectors.into_iter();
+        let mut writes: Vec<(Value, Vec<Value>)> = Vec::new();
+        let mut failures: Vec<(usize, Failure)> = Vec::new();
+        for (i, (k, o)) in claimed.iter().zip(outcome).enumerate() {
             let key = key_object(k, &v.pk);
-            match o {
-                Ok(chunks) => {
-                    done.push(Value::Object(key.clone()));
-                    for (seq, chunk) in chunks.iter().enumerate() {
-                        let Some(vector) = vec_iter.next() else { break };
-                        stats.chunks += 1;
-                        if v.store.is_some() {
-                            let mut r = key.clone();
-                            r.insert("chunk_seq".into(), json!(seq));
-                            r.insert("chunk".into(), json!(chunk));
-                            r.insert("embedding".into(), json!(vector_text(vector)));
-                            store_rows.push(Value::Object(r));
-                        } else if seq == 0 {
-                            let mut r = key.clone();
-                            r.insert("embedding".into(), json!(vector_text(vector)));
-                            column_rows.push(Value::Object(r));
-                        }
-                    }
-                    if chunks.is_empty() && v.store.is_none() {
-                        let mut r = key.clone();
-                        r.insert("embedding".into(), Value::Null);
-                        column_rows.push(Value::Object(r));
-                    }
-                }
+            let chunks = match o {
+                Ok(chunks) => chunks,
                 Err(f) => {
-                    stats.failed += 1;
-                    let retries = k
-                        .get("loading_retries")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0)
-                        + 1;
-                    let mut r = k.clone();
-                    let moved = retries > max_retries;
-                    if moved {
-                        r.insert("step".into(), json!(f.step));
-                        failed.push(Value::Object(r));
-                    } else {
-                        let delay =
-                            self.opts.retry_delay.as_secs_f64() * 2f64.powi(retries as i32 - 1);
-                        r.insert("retries".into(), json!(retries));
-                        r.insert("delay".into(), json!(delay.min(3600.0)));
-                        requeue.push(Value::Object(r));
+                    failures.push((i, f));
+                    continue;
+                }
+            };
+            let mut rows = Vec::new();
+            let mut bad = None;
+            for (seq, chunk) in chunks.iter().enumerate() {
+                let Some(vector) = vec_iter.next() else { break };
+                if let Some(msg) = invalid_vector(&vector) {
+                    bad.get_or_insert_with(|| Failure::new("embedding", format!("chunk {seq}: {msg}")));
+                    continue;
+                }
+                stats.chunks += 1;
+                if v.store.is_some() {
+                    let mut r = key.clone();
+                    r.insert("chunk_seq".into(), json!(seq));
+                    r.insert("chunk".into(), json!(chunk));
+                    r.insert("embedding".into(), json!(vector_text(&vector)));
+                    rows.push(Value::Object(r));
+                } else if seq == 0 {
+                    let mut r = key.clone();
+                    r.insert("embedding".into(), json!(vector_text(&vector)));
+                    rows.push(Value::Object(r));
+                }
+            }
+            if let Some(f) = bad {
+                failures.push((i, f));
+                continue;
+            }
+            if chunks.is_empty() && v.store.is_none() {
+                let mut r = key.clone();
+                r.insert("embedding".into(), Value::Null);
+                rows.push(Value::Object(r));
+            }
+            writes.push((Value::Object(key), rows));
+        }
+
+        // All keys in one call; should it fail on some key's data (a
+        // constraint, a trigger of the owner's), key by key, so the others
+        // are stored. A timeout is the vectorizer's, not a key's: the
+        // batch rolls back.
+        let store = |tx: &mut postgres::Transaction<'_>, w: &[&(Value, Vec<Value>)]| -> Result<(), postgres::Error> {
+            let keys = Value::Array(w.iter().map(|(k, _)| k.clone()).collect());
+            let rows = Value::Array(w.iter().flat_map(|(_, r)| r.iter().cloned()).collect());
+            let mut sp = tx.transaction()?;
+            sp.execute("SELECT migrate._worker_store($1, $2, $3)", &[&id, &keys, &rows])?;
+            sp.commit()
+        };
+        if !writes.is_empty() {
+            let all: Vec<&(Value, Vec<Value>)> = writes.iter().collect();
+            if let Err(e) = store(&mut tx, &all) {
+                if is_timeout(&e) || e.as_db_error().is_none() {
+                    return Err(e.into());
+                }
+                for w in &writes {
+                    if let Err(e) = store(&mut tx, &[w]) {
+                        if is_timeout(&e) || e.as_db_error().is_none() {
+                            return Err(e.into());
+                        }
+                        let i = claimed
+                            .iter()
+                            .position(|k| Value::Object(key_object(k, &v.pk)) == w.0)
+                            .unwrap_or(0);
+                        let n = w.1.len();
+                        stats.chunks -= n.min(stats.chunks);
+                        failures.push((i, Failure::new("storing", db_error_text(&e))));
                     }
-                    errors.push(ErrorRow {
-                        key: Some(key),
-                        message: f.message.clone(),
-                        details: json!({"step": f.step, "attempt": retries, "moved_to_failed_queue": moved}),
-                    });
                 }
             }
         }
 
-        if !done.is_empty() {
-            let done = Value::Array(done);
-            if let (Some(del), Some(ins)) = (&sql.delete_store, &sql.insert_store) {
-                tx.execute(del, &[&done])?;
-                if !store_rows.is_empty() {
-                    tx.execute(ins, &[&Value::Array(store_rows)])?;
-                }
+        let mut requeue = Vec::new();
+        let mut failed = Vec::new();
+        let mut errors = Vec::new();
+        let max_retries = pipeline.loading.as_ref().map_or(6, |l| l.retries());
+        failures.sort_by_key(|(i, _)| *i);
+        for (i, f) in failures {
+            stats.failed += 1;
+            let k = &claimed[i];
+            let retries = k.get("loading_retries").and_then(Value::as_i64).unwrap_or(0) + 1;
+            let mut r = k.clone();
+            let moved = retries > max_retries;
+            if moved {
+                r.insert("step".into(), json!(f.step));
+                failed.push(Value::Object(r));
+            } else {
+                let delay = self.opts.retry_delay.as_secs_f64() * 2f64.powi(retries as i32 - 1);
+                r.insert("retries".into(), json!(retries));
+                r.insert("delay".into(), json!(delay.min(3600.0)));
+                requeue.push(Value::Object(r));
             }
-            if let Some(upd) = &sql.update_column {
-                tx.execute(upd, &[&Value::Array(column_rows)])?;
-            }
+            errors.push(ErrorRow {
+                key: Some(key_object(k, &v.pk)),
+                message: f.message,
+                details: json!({"step": f.step, "attempt": retries, "moved_to_failed_queue": moved}),
+            });
         }
-        if !requeue.is_empty() {
-            tx.execute(&sql.requeue, &[&Value::Array(requeue)])?;
-        }
-        if !failed.is_empty() {
-            tx.execute(&sql.fail, &[&Value::Array(failed)])?;
+        if !requeue.is_empty() || !failed.is_empty() {
+            tx.execute(
+                "SELECT migrate._worker_retry($1, $2, $3)",
+                &[&id, &Value::Array(requeue), &Value::Array(failed)],
+            )?;
         }
         if !errors.is_empty() {
             for e in &errors {
@@ -692,6 +617,51 @@ impl Worker {
     }
 }
 
+/// Why a batch did nothing.
+pub enum BatchError {
+    Db(postgres::Error),
+    /// The vectorizer cannot be run by this worker (its config, its
+    /// catalog row): nothing was claimed.
+    Config(String),
+}
+
+impl From<postgres::Error> for BatchError {
+    fn from(e: postgres::Error) -> Self {
+        BatchError::Db(e)
+    }
+}
+
+/// The objects of a jsonb array.
+fn objects(v: Value) -> Vec<Map<String, Value>> {
+    match v {
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Object(o) => Some(o),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Why pgvector would refuse this vector, if it would.
+fn invalid_vector(v: &[f32]) -> Option<String> {
+    if v.is_empty() {
+        return Some("the provider returned an empty vector".into());
+    }
+    v.iter().position(|x| !x.is_finite()).map(|i| {
+        format!("the provider returned a value outside float4's range at dimension {i} (finite values are expected)")
+    })
+}
+
+/// lock_timeout (55P03) or statement_timeout (57014).
+fn is_timeout(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == postgres::error::SqlState::LOCK_NOT_AVAILABLE || *c == postgres::error::SqlState::QUERY_CANCELED
+    })
+}
+
 pub fn db_error_text(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
@@ -709,8 +679,16 @@ pub fn run(opts: Options) -> i32 {
         }
     }
     let opts = Arc::new(opts);
-    match Worker::new(opts.clone(), stop.clone()).and_then(|mut w| w.unknown_vectorizers()) {
-        Ok(unknown) if !unknown.is_empty() => {
+    let checked = Worker::new(opts.clone(), stop.clone())
+        .and_then(|mut w| Ok((w.extension_current()?, w.unknown_vectorizers()?)));
+    match checked {
+        Ok((false, _)) => {
+            eprintln!(
+                "pgai-migrate-worker: the pgai_migrate extension in this database is older than this worker (it has no migrate._worker_claim): run ALTER EXTENSION pgai_migrate UPDATE"
+            );
+            return 2;
+        }
+        Ok((_, unknown)) if !unknown.is_empty() => {
             eprintln!(
                 "pgai-migrate-worker: no such vectorizer (or it is disabled): {}",
                 unknown.join(", ")
@@ -767,31 +745,12 @@ fn worker_thread(opts: Arc<Options>, stop: Arc<AtomicBool>) -> bool {
 mod tests {
     use super::*;
 
-    fn vectorizer() -> Vectorizer {
-        Vectorizer {
-            id: 1,
-            name: "v".into(),
-            source: "public.blog".into(),
-            queue: "migrate._vectorizer_q_1".into(),
-            failed_queue: "migrate._vectorizer_q_failed_1".into(),
-            store: Some("public.blog_store".into()),
-            embedding_column: None,
-            embedding_column_type: None,
-            pk: vec!["id".into(), "we\"ird".into()],
-            config: json!({}),
-            loading_is_bytea: false,
-        }
-    }
-
     #[test]
-    fn statements_quote_key_columns_and_claim_with_skip_locked() {
-        let s = Statements::new(&vectorizer()).unwrap();
-        assert!(s.claim.contains("(\"id\", \"we\"\"ird\")"), "{}", s.claim);
-        assert!(s.claim.contains("FOR UPDATE SKIP LOCKED"));
-        assert!(s.read.starts_with(
-            "SELECT to_jsonb(s) FROM public.blog s WHERE (s.\"id\", s.\"we\"\"ird\") IN"
-        ));
-        assert!(s.update_column.is_none());
+    fn vectors_pgvector_would_refuse_fail_their_key() {
+        assert!(invalid_vector(&[0.5, f32::INFINITY]).unwrap().contains("dimension 1"));
+        assert!(invalid_vector(&[f32::NAN]).is_some());
+        assert!(invalid_vector(&[]).is_some());
+        assert!(invalid_vector(&[0.0, -1.0]).is_none());
     }
 
     #[test]

@@ -176,23 +176,26 @@ impl HttpEmbedder {
                 ))
             }
         };
-        let short: String = text.chars().take(500).collect();
+        // Only the status and the provider's own error message are kept:
+        // error rows are readable by the vectorizer's owner, and a body may
+        // be anything an endpoint serves.
+        let said = provider_message(&text)
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
         match status {
             200..=299 => match serde_json::from_str(&text) {
                 Ok(v) => Ok(Ok(v)),
                 Err(e) => Ok(Err(format!(
-                    "{} returned malformed JSON ({e}): {short}",
-                    self.name()
+                    "{} returned malformed JSON (HTTP {status}, {} bytes: {e})",
+                    self.name(),
+                    text.len()
                 ))),
             },
             429 | 500..=599 => Err((
                 retry_after,
-                format!("{} returned HTTP {status}: {short}", self.name()),
+                format!("{} returned HTTP {status}{said}", self.name()),
             )),
-            _ => Ok(Err(format!(
-                "{} returned HTTP {status}: {short}",
-                self.name()
-            ))),
+            _ => Ok(Err(format!("{} returned HTTP {status}{said}", self.name()))),
         }
     }
 
@@ -263,6 +266,20 @@ impl HttpEmbedder {
         }
         Ok(vectors)
     }
+}
+
+/// The error message a provider puts in its JSON error body (OpenAI's and
+/// Voyage's `error.message` or `detail`, Ollama's `error`), cut short.
+pub fn provider_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let m = v
+        .pointer("/error/message")
+        .or_else(|| v.get("error"))
+        .or_else(|| v.get("detail"))
+        .or_else(|| v.get("message"))?
+        .as_str()?;
+    let cut: String = m.chars().filter(|c| !c.is_control()).take(200).collect();
+    Some(if cut.len() < m.len() { format!("{cut}…") } else { cut })
 }
 
 fn to_floats(v: &Value) -> Option<Vec<f32>> {

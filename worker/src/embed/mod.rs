@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod local;
+pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -11,6 +12,7 @@ use serde_json::{json, Map};
 
 use crate::config::Embedding;
 use http::{Api, HttpEmbedder, HttpSettings};
+pub use policy::Policy;
 
 pub enum Embedder {
     Local(Arc<local::MiniLm>),
@@ -54,9 +56,18 @@ fn api_key(name: &str, required: bool) -> Result<Option<String>, String> {
     }
 }
 
+/// The key `name` allows for `base`, read from the environment.
+fn allowed_key(policy: &Policy, base: &str, name: Option<&str>, required: bool) -> Result<Option<String>, String> {
+    match policy.check(base, name, required).map_err(|r| r.0)? {
+        Some(var) => api_key(&var, required),
+        None => Ok(None),
+    }
+}
+
 /// Builds the provider a config names; an error here is the key's error
-/// (unsupported provider, missing API key, weights not found).
-pub fn build(cfg: &Embedding) -> Result<Embedder, String> {
+/// (unsupported provider, missing API key, an endpoint or key the
+/// operator's policy does not allow, weights not found).
+pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
     let settings = HttpSettings::from_env();
     match cfg {
         Embedding::SentenceTransformers { model, dimensions } => {
@@ -89,7 +100,7 @@ pub fn build(cfg: &Embedding) -> Result<Embedder, String> {
                 .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
                 .unwrap_or_else(|| "https://api.openai.com/v1".into());
             // A self-hosted OpenAI-compatible server may need no key.
-            let key = api_key(api_key_name, base_url.is_none())?;
+            let key = allowed_key(policy, &base, Some(api_key_name), base_url.is_none())?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::OpenAi, &base, key, body, dimensions.map(|d| d as usize), settings)))
         }
         Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
@@ -106,6 +117,7 @@ pub fn build(cfg: &Embedding) -> Result<Embedder, String> {
                 .or_else(|| std::env::var("OLLAMA_HOST").ok())
                 .unwrap_or_else(|| "http://localhost:11434".into());
             let base = if base.contains("://") { base } else { format!("http://{base}") };
+            allowed_key(policy, &base, None, false)?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::Ollama, &base, None, body, Some(*dimensions as usize), settings)))
         }
         Embedding::VoyageAi { model, dimensions, input_type, api_key_name } => {
@@ -115,7 +127,7 @@ pub fn build(cfg: &Embedding) -> Result<Embedder, String> {
                 body.insert("input_type".into(), json!(t));
             }
             let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
-            let key = api_key(api_key_name, true)?;
+            let key = allowed_key(policy, &base, Some(api_key_name), true)?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::VoyageAi, &base, key, body, Some(*dimensions as usize), settings)))
         }
         Embedding::Unsupported(imp) => {
@@ -126,18 +138,22 @@ pub fn build(cfg: &Embedding) -> Result<Embedder, String> {
 
 /// Providers built so far, by config: one HTTP agent per config, one model
 /// per process. A failed build is not cached (the environment may change).
-#[derive(Default)]
 pub struct Cache {
+    policy: Arc<Policy>,
     built: HashMap<String, Arc<Embedder>>,
 }
 
 impl Cache {
+    pub fn new(policy: Arc<Policy>) -> Cache {
+        Cache { policy, built: HashMap::new() }
+    }
+
     pub fn get(&mut self, cfg: &Embedding) -> Result<Arc<Embedder>, String> {
         let key = format!("{cfg:?}");
         if let Some(e) = self.built.get(&key) {
             return Ok(e.clone());
         }
-        let e = Arc::new(build(cfg)?);
+        let e = Arc::new(build(cfg, &self.policy)?);
         self.built.insert(key, e.clone());
         Ok(e)
     }
@@ -168,14 +184,14 @@ mod tests {
 
     #[test]
     fn unsupported_providers_are_clear_errors() {
-        let e = build(&Embedding::Unsupported("litellm".into()))
+        let e = build(&Embedding::Unsupported("litellm".into()), &Policy::default())
             .err()
             .unwrap();
         assert!(e.contains("\"litellm\" is not supported"), "{e}");
         let e = build(&Embedding::SentenceTransformers {
             model: "nomic-ai/nomic-embed-text-v1.5".into(),
             dimensions: 768,
-        })
+        }, &Policy::default())
         .err()
         .unwrap();
         assert!(e.contains("not available"), "{e}");

@@ -1,0 +1,267 @@
+//! The worker's entry points: `migrate._worker_claim`, `_worker_read`,
+//! `_worker_store` and `_worker_retry`.
+//!
+//! The worker is a privilege boundary: one role serving many vectorizers,
+//! each owned by a tenant who may attach code to its source, store and
+//! queue (triggers, rules, defaults, checks, index expressions, types'
+//! functions, row-security policies). So the worker never touches those
+//! relations itself. It calls these functions, which
+//! 1. check that the caller holds the privileges the step needs on the
+//!    vectorizer's relations (what `grant_to` gives a worker), so they
+//!    give no one anything they could not do directly;
+//! 2. run the step's fixed statements (`core/src/plan/worker.rs`) as the
+//!    source's owner, security-restricted like `CREATE INDEX` (no `SET
+//!    ROLE`, no way back to the caller's rights), with `row_security = off`
+//!    (a row a policy would hide raises 42501 instead of looking deleted)
+//!    and `search_path = pg_catalog, pg_temp`; the two settings are the
+//!    functions' own `SET` clauses, undone when they return.
+//!
+//! Tenant code therefore runs with the tenant's rights only, whoever the
+//! worker is (even a superuser).
+
+use std::collections::HashMap;
+
+use pgai_migrate_core::ident::qualified;
+use pgai_migrate_core::plan::worker::{worker_statements, Target, WorkerStatements};
+use pgai_migrate_core::KeyColumn;
+use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::security::AsRole;
+use crate::spi::{one, run_with};
+
+/// One vectorizer as its worker steps need it.
+struct Served {
+    name: String,
+    /// The source's current owner: the tenant whose rights the steps use.
+    owner: pg_sys::Oid,
+    source: pg_sys::Oid,
+    queue: pg_sys::Oid,
+    failed_queue: pg_sys::Oid,
+    store: Option<pg_sys::Oid>,
+    column: Option<String>,
+    sql: WorkerStatements,
+}
+
+fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
+    ErrorReport::new(code, message, "pgai_migrate")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+fn arg<T>(value: Option<T>, name: &str) -> T {
+    value.unwrap_or_else(|| crate::error::not_null(name))
+}
+
+fn load(id: i32) -> Served {
+    let row: Option<JsonB> = {
+        let _ext = AsRole::new(crate::catalog::extension_owner(), false);
+        one(
+            "SELECT pg_catalog.jsonb_build_object('name', v.name,
+                    'owner', c.relowner::pg_catalog.int8, 'source', v.source::pg_catalog.oid::pg_catalog.int8,
+                    'queue', v.queue_relid::pg_catalog.oid::pg_catalog.int8,
+                    'failed', v.queue_failed_relid::pg_catalog.oid::pg_catalog.int8,
+                    'store', v.store_relid::pg_catalog.oid::pg_catalog.int8,
+                    'column', v.embedding_column, 'keys', v.source_pk,
+                    'column_type', (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+                                    WHERE a.attrelid OPERATOR(pg_catalog.=) v.source
+                                      AND a.attname OPERATOR(pg_catalog.=) v.embedding_column AND NOT a.attisdropped))
+             FROM migrate.vectorizer v JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) v.source
+             WHERE v.id OPERATOR(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    };
+    let Some(JsonB(row)) = row else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("vectorizer {id} does not exist"),
+            "The worker reads the vectorizers from migrate.vectorizer.",
+        )
+    };
+    let name = row["name"].as_str().unwrap_or_default().to_string();
+    let oid = |k: &str| row[k].as_u64().map(|o| pg_sys::Oid::from(o as u32));
+    let mut schemas = HashMap::new();
+    let mut sql_name = |o: Option<pg_sys::Oid>, what: &str| -> Option<String> {
+        let o = o?;
+        match crate::catalog::relation_name(o, &mut schemas) {
+            Some((s, n)) => Some(qualified(&s, &n)),
+            None => raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("the {what} of vectorizer {name:?} no longer exists"),
+                "Drop the vectorizer with migrate.drop_vectorizer, or restore the relation.",
+            ),
+        }
+    };
+    let source = sql_name(oid("source"), "source").unwrap_or_default();
+    let queue = sql_name(oid("queue"), "queue").unwrap_or_default();
+    let failed_queue = sql_name(oid("failed"), "failed queue").unwrap_or_default();
+    let store = sql_name(oid("store"), "store");
+    let keys: Vec<KeyColumn> = serde_json::from_value(row["keys"].clone()).unwrap_or_default();
+    if keys.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the catalog lists no primary-key columns for vectorizer {name:?} (migrate.vectorizer.source_pk)"),
+            "Restore the vectorizer with migrate.restore_vectorizer, or create it again.",
+        )
+    }
+    let column = row["column"].as_str().map(String::from);
+    let column_type = row["column_type"].as_str().map(String::from);
+    let target = match (&store, &column, &column_type) {
+        (Some(store), _, _) => Target::Store(store),
+        (None, Some(c), Some(t)) => Target::Column { name: c, type_sql: t },
+        (None, Some(c), None) => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("the source of vectorizer {name:?} has no column {c:?}"),
+            "Restore the embedding column, or drop the vectorizer.",
+        ),
+        (None, None, _) => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("vectorizer {name:?} has neither a store table nor an embedding column"),
+            "Restore the vectorizer with migrate.restore_vectorizer.",
+        ),
+    };
+    let sql = worker_statements(&source, &queue, &failed_queue, &target, &keys);
+    Served {
+        owner: oid("owner").unwrap_or(pg_sys::Oid::INVALID),
+        source: oid("source").unwrap_or(pg_sys::Oid::INVALID),
+        queue: oid("queue").unwrap_or(pg_sys::Oid::INVALID),
+        failed_queue: oid("failed").unwrap_or(pg_sys::Oid::INVALID),
+        store: oid("store"),
+        column,
+        name,
+        sql,
+    }
+}
+
+impl Served {
+    /// The caller (the worker role) must hold `privilege` on `relid`
+    /// itself: the steps add no right, they only change whose code runs.
+    fn require(&self, relid: pg_sys::Oid, privilege: &str, column: Option<&str>) {
+        let granted: Option<bool> = match column {
+            None => one(
+                "SELECT pg_catalog.has_table_privilege($1, $2)",
+                &[relid.into(), privilege.into()],
+            ),
+            Some(c) => one(
+                "SELECT pg_catalog.has_column_privilege($1, $2::pg_catalog.text, $3)",
+                &[relid.into(), c.into(), privilege.into()],
+            ),
+        };
+        if granted != Some(true) {
+            let (_, role) = crate::security::current_user();
+            let what: Option<String> = one("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[relid.into()]);
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "permission denied for vectorizer {:?}: role {role:?} needs {privilege} on {}{}",
+                    self.name,
+                    what.unwrap_or_default(),
+                    column.map(|c| format!(" (column {c:?})")).unwrap_or_default()
+                ),
+                "A vectorizer's workers are the roles in its grant_to.",
+            )
+        }
+    }
+
+    /// Runs `f` as the source's owner, security-restricted.
+    fn as_owner<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _owner = AsRole::new(self.owner, true);
+        f()
+    }
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION migrate._worker_claim(vectorizer_id int4, max_keys int4, after jsonb DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+SET row_security = off SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'worker_claim_wrapper';"
+)]
+fn worker_claim(vectorizer_id: Option<i32>, max_keys: Option<i32>, after: Option<JsonB>) -> JsonB {
+    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let max_keys = arg(max_keys, "max_keys");
+    v.require(v.queue, "SELECT", None);
+    v.require(v.queue, "DELETE", None);
+    let claimed = v.as_owner(|| match after {
+        None => one::<JsonB>(&v.sql.claim, &[max_keys.into()]),
+        Some(a) => one::<JsonB>(&v.sql.claim_after, &[max_keys.into(), a.into()]),
+    });
+    claimed.unwrap_or(JsonB(serde_json::json!([])))
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION migrate._worker_read(vectorizer_id int4, keys jsonb) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+SET row_security = off SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'worker_read_wrapper';"
+)]
+fn worker_read(vectorizer_id: Option<i32>, keys: Option<JsonB>) -> JsonB {
+    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let keys = arg(keys, "keys");
+    v.require(v.source, "SELECT", None);
+    let rows = v.as_owner(|| one::<JsonB>(&v.sql.read, &[keys.into()]));
+    rows.unwrap_or(JsonB(serde_json::json!([])))
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION migrate._worker_store(vectorizer_id int4, keys jsonb, rows jsonb) RETURNS void
+VOLATILE PARALLEL UNSAFE
+SET row_security = off SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'worker_store_wrapper';"
+)]
+fn worker_store(vectorizer_id: Option<i32>, keys: Option<JsonB>, rows: Option<JsonB>) {
+    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let (keys, rows) = (arg(keys, "keys"), arg(rows, "rows"));
+    match (v.store, &v.column) {
+        (Some(store), _) => {
+            v.require(store, "DELETE", None);
+            v.require(store, "INSERT", None);
+        }
+        (None, Some(c)) => v.require(v.source, "UPDATE", Some(c)),
+        (None, None) => {}
+    }
+    v.as_owner(|| {
+        if let Some(forget) = &v.sql.forget {
+            run_with(forget, &[keys.into()]);
+        }
+        run_with(&v.sql.write, &[rows.into()]);
+    });
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION migrate._worker_retry(vectorizer_id int4, requeue jsonb, failed jsonb) RETURNS void
+VOLATILE PARALLEL UNSAFE
+SET row_security = off SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'worker_retry_wrapper';"
+)]
+fn worker_retry(vectorizer_id: Option<i32>, requeue: Option<JsonB>, failed: Option<JsonB>) {
+    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let (requeue, failed) = (arg(requeue, "requeue"), arg(failed, "failed"));
+    let nonempty = |j: &JsonB| j.0.as_array().is_some_and(|a| !a.is_empty());
+    let (do_requeue, do_fail) = (nonempty(&requeue), nonempty(&failed));
+    if do_requeue {
+        v.require(v.queue, "INSERT", None);
+    }
+    if do_fail {
+        v.require(v.failed_queue, "INSERT", None);
+    }
+    v.as_owner(|| {
+        if do_requeue {
+            run_with(&v.sql.requeue, &[requeue.into()]);
+        }
+        if do_fail {
+            run_with(&v.sql.fail, &[failed.into()]);
+        }
+    });
+}
