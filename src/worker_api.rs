@@ -1,5 +1,5 @@
-//! The worker's entry points: `migrate._worker_claim`, `_worker_read`,
-//! `_worker_store` and `_worker_retry`.
+//! The worker's entry points: `migrate.worker_claim`, `worker_read`,
+//! `worker_store` and `worker_retry`.
 //!
 //! The worker is a privilege boundary: one role serving many vectorizers,
 //! each owned by a tenant who may attach code to its source, store and
@@ -177,7 +177,7 @@ impl Served {
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION migrate._worker_claim(vectorizer_id int4, max_keys int4, after jsonb DEFAULT NULL) RETURNS jsonb
+    sql = "CREATE FUNCTION migrate.worker_claim(vectorizer_id int4, max_keys int4, after jsonb DEFAULT NULL) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_claim_wrapper';"
@@ -197,7 +197,7 @@ fn worker_claim(vectorizer_id: Option<i32>, max_keys: Option<i32>, after: Option
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION migrate._worker_read(vectorizer_id int4, keys jsonb) RETURNS jsonb
+    sql = "CREATE FUNCTION migrate.worker_read(vectorizer_id int4, keys jsonb) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_read_wrapper';"
@@ -213,7 +213,7 @@ fn worker_read(vectorizer_id: Option<i32>, keys: Option<JsonB>) -> JsonB {
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION migrate._worker_store(vectorizer_id int4, keys jsonb, rows jsonb) RETURNS void
+    sql = "CREATE FUNCTION migrate.worker_store(vectorizer_id int4, keys jsonb, rows jsonb) RETURNS void
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_store_wrapper';"
@@ -240,7 +240,7 @@ fn worker_store(vectorizer_id: Option<i32>, keys: Option<JsonB>, rows: Option<Js
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION migrate._worker_retry(vectorizer_id int4, requeue jsonb, failed jsonb) RETURNS void
+    sql = "CREATE FUNCTION migrate.worker_retry(vectorizer_id int4, requeue jsonb, failed jsonb) RETURNS void
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_retry_wrapper';"

@@ -141,10 +141,10 @@ def test_the_worker_functions_give_no_one_anything(tenancy, roles):
     env["db"].execute(f'GRANT USAGE ON SCHEMA migrate TO "{stranger}"')
     vid = env["vid"]
     calls = [
-        f"SELECT migrate._worker_claim({vid}, 10)",
-        f"""SELECT migrate._worker_read({vid}, '[{{"id": 1}}]')""",
-        f"""SELECT migrate._worker_store({vid}, '[{{"id": 1}}]', '[]')""",
-        f"""SELECT migrate._worker_retry({vid}, '[{{"id": 9}}]', '[]')""",
+        f"SELECT migrate.worker_claim({vid}, 10)",
+        f"""SELECT migrate.worker_read({vid}, '[{{"id": 1}}]')""",
+        f"""SELECT migrate.worker_store({vid}, '[{{"id": 1}}]', '[]')""",
+        f"""SELECT migrate.worker_retry({vid}, '[{{"id": 9}}]', '[]')""",
     ]
     with connect(env["db"].info.dbname, user=stranger) as s:
         for call in calls:
@@ -153,9 +153,9 @@ def test_the_worker_functions_give_no_one_anything(tenancy, roles):
     assert [r[0] for r in queue_rows(env["db"], vid)] == [1, 2, 3]
     with connect(env["db"].info.dbname, user=stranger) as s:
         with pytest.raises(psycopg.errors.UndefinedObject, match="vectorizer 999 does not exist"):
-            s.execute("SELECT migrate._worker_claim(999, 10)")
+            s.execute("SELECT migrate.worker_claim(999, 10)")
         with pytest.raises(psycopg.errors.NullValueNotAllowed):
-            s.execute("SELECT migrate._worker_claim(NULL, 10)")
+            s.execute("SELECT migrate.worker_claim(NULL, 10)")
     env["db"].execute(f'REVOKE USAGE ON SCHEMA migrate FROM "{stranger}"')
 
 

@@ -202,7 +202,7 @@ def test_an_alter_committed_while_a_batch_waits_is_embedded_with_the_new_config(
                 pid = None
                 for _ in range(500):
                     alterer.execute("SELECT pg_stat_clear_snapshot()")
-                    row = alterer.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%%_worker_claim%%' "
+                    row = alterer.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%%worker_claim%%' "
                                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()").fetchone()
                     if row:
                         pid = row[0]

@@ -5,7 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED`, read the source rows in a later statement (so
 //! every change committed before the claim is seen), replace the keys'
 //! chunks in the store, commit. Each of those steps is a call of the
-//! extension's `migrate._worker_*` functions, which run it as the
+//! extension's `migrate.worker_*` functions, which run it as the
 //! vectorizer's owner, security-restricted: the worker itself never runs
 //! a statement on a tenant's relations, so no tenant code runs with its
 //! rights (docs/security.md, "The worker"). A worker that dies before the commit loses
@@ -342,7 +342,7 @@ impl Worker {
         Ok(self
             .client
             .query_one(
-                "SELECT to_regprocedure('migrate._worker_claim(integer, integer, jsonb)') IS NOT NULL",
+                "SELECT to_regprocedure('migrate.worker_claim(integer, integer, jsonb)') IS NOT NULL",
                 &[],
             )?
             .get(0))
@@ -397,8 +397,8 @@ impl Worker {
         ))?;
         let size = pipeline.batch_size.clamp(1, i32::MAX as i64) as i32;
         let claimed: Value = match self.cursors.get(&id) {
-            None => tx.query_one("SELECT migrate._worker_claim($1, $2, NULL)", &[&id, &size])?,
-            Some(after) => tx.query_one("SELECT migrate._worker_claim($1, $2, $3)", &[&id, &size, after])?,
+            None => tx.query_one("SELECT migrate.worker_claim($1, $2, NULL)", &[&id, &size])?,
+            Some(after) => tx.query_one("SELECT migrate.worker_claim($1, $2, $3)", &[&id, &size, after])?,
         }
         .get(0);
         let claimed: Vec<Map<String, Value>> = objects(claimed);
@@ -437,7 +437,7 @@ impl Worker {
                 .map(|k| Value::Object(key_object(k, &v.pk)))
                 .collect(),
         );
-        let rows: Value = tx.query_one("SELECT migrate._worker_read($1, $2)", &[&id, &keys])?.get(0);
+        let rows: Value = tx.query_one("SELECT migrate.worker_read($1, $2)", &[&id, &keys])?.get(0);
         let rows: HashMap<String, Map<String, Value>> = objects(rows)
             .into_iter()
             .map(|o| (key_of(&o, &v.pk), o))
@@ -532,7 +532,7 @@ impl Worker {
             let keys = Value::Array(w.iter().map(|(k, _)| k.clone()).collect());
             let rows = Value::Array(w.iter().flat_map(|(_, r)| r.iter().cloned()).collect());
             let mut sp = tx.transaction()?;
-            sp.execute("SELECT migrate._worker_store($1, $2, $3)", &[&id, &keys, &rows])?;
+            sp.execute("SELECT migrate.worker_store($1, $2, $3)", &[&id, &keys, &rows])?;
             sp.commit()
         };
         if !writes.is_empty() {
@@ -586,7 +586,7 @@ impl Worker {
         }
         if !requeue.is_empty() || !failed.is_empty() {
             tx.execute(
-                "SELECT migrate._worker_retry($1, $2, $3)",
+                "SELECT migrate.worker_retry($1, $2, $3)",
                 &[&id, &Value::Array(requeue), &Value::Array(failed)],
             )?;
         }
@@ -684,7 +684,7 @@ pub fn run(opts: Options) -> i32 {
     match checked {
         Ok((false, _)) => {
             eprintln!(
-                "pgai-migrate-worker: the pgai_migrate extension in this database is older than this worker (it has no migrate._worker_claim): run ALTER EXTENSION pgai_migrate UPDATE"
+                "pgai-migrate-worker: the pgai_migrate extension in this database is older than this worker (it has no migrate.worker_claim): run ALTER EXTENSION pgai_migrate UPDATE"
             );
             return 2;
         }

@@ -1,4 +1,4 @@
-//! The statements behind the worker's entry points (`migrate._worker_*`).
+//! The statements behind the worker's entry points (`migrate.worker_*`).
 //!
 //! The extension runs them as the vectorizer's owner, security-restricted
 //! and with `row_security = off` (see `src/worker_api.rs`), never as the
