@@ -89,6 +89,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
             ),
         ));
     }
+    catalog::lock_source(relid, "SHARE ROW EXCLUSIVE");
     let source = catalog::source_table(relid);
     let env = catalog::environment();
     let id = catalog::next_id();
@@ -360,12 +361,10 @@ pub fn drop_vectorizer_labelled(
     let source = by_oid(existing.source).map(|s| qualified(&s.schema, &s.name));
     let triggers = catalog::triggers(existing.id);
     let queues: Vec<Relation> = queue.into_iter().chain(failed).collect();
-    // One lock order for everything that drops from one source: the
-    // source first, in the mode DROP TRIGGER takes, so two drops on one
-    // table queue up instead of deadlocking.
-    if let Some(src) = &source {
-        let _elevated = AsRole::new(catalog::extension_owner(), false);
-        run(&format!("LOCK TABLE {src} IN SHARE ROW EXCLUSIVE MODE"));
+    // One lock order for everything on one source (catalog::lock_source):
+    // the source first, in the mode DROP TRIGGER takes.
+    if source.is_some() {
+        catalog::lock_source(existing.source, "ACCESS EXCLUSIVE");
     }
     // Take back what create granted: on a kept store and view, and each
     // shared grant no other vectorizer still records. A role dropped

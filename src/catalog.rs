@@ -231,6 +231,26 @@ pub fn lock_names(names: &[String]) {
     );
 }
 
+/// The one lock order of vectorizer DDL on a source: name locks
+/// ([`lock_names`]), then the source itself in the strongest mode the
+/// call will need (SHARE ROW EXCLUSIVE for CREATE TRIGGER, ACCESS
+/// EXCLUSIVE for DROP TRIGGER), before anything else touches it. A weaker
+/// lock taken first (reading its partitions, say) and upgraded later is
+/// how two DDL calls, or DDL and the application's writes, deadlock.
+/// Recursive like the trigger DDL: partitions are locked too. Called only
+/// after the caller's ownership is checked, so no one else can hold a
+/// table this way.
+pub fn lock_source(relid: pg_sys::Oid, mode: &str) {
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
+    let name: Option<String> = one(
+        "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+        &[relid.into()],
+    );
+    if let Some(name) = name {
+        crate::spi::run(&format!("LOCK TABLE {name} IN {mode} MODE"));
+    }
+}
+
 /// Serialises the bookkeeping of shared grants (which vectorizer still
 /// needs a privilege) across sessions until the end of the transaction:
 /// two drops deciding at once would each see the other's record and keep

@@ -122,7 +122,10 @@ pub fn alter_vectorizer_named(
         .and_then(Value::as_str)
         .map(catalog::resolve_source);
     let caller_path = set_search_path("pg_catalog, pg_temp");
-    catalog::lock_names(&[name.to_string()]);
+    // Both names at once (a rename's new one too), sorted: see lock_names.
+    let mut names = vec![name.to_string()];
+    names.extend(changes.get("name").and_then(Value::as_str).map(String::from));
+    catalog::lock_names(&names);
     let existing = catalog::find(name).unwrap_or_else(|| unknown_vectorizer(name));
     if catalog::owns_relation(existing.source) != Some(true) {
         raise(ConfigError::new(
@@ -131,6 +134,7 @@ pub fn alter_vectorizer_named(
             format!("must be owner of the source table of vectorizer \"{name}\" to alter it"),
         ))
     }
+    catalog::lock_source(existing.source, "SHARE ROW EXCLUSIVE");
     let p = prepare(&existing, &changes, source_given);
     if p.changes.is_empty() {
         notice!("vectorizer \"{name}\" already has this config, nothing to change");

@@ -630,3 +630,78 @@ def test_drops_of_two_vectorizers_on_one_source_do_not_deadlock(db, dbname, role
         "UNION ALL SELECT count(*) FROM pg_namespace n, aclexplode(n.nspacl) a WHERE a.grantee = %s::regrole",
         (worker, worker),
     ).fetchall() == [(0,), (0,)]
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["table", "partitioned"])
+def test_vectorizer_ddl_and_application_writes_on_one_source_never_deadlock(dbname, db, partitioned):
+    """Creates, alters and drops of different vectorizers on one source,
+    while the application inserts, updates and deletes its rows: one lock
+    order (names, then the source in the strongest mode the call needs),
+    so every transaction waits its turn and none is chosen as a deadlock
+    victim."""
+    if partitioned:
+        db.execute("CREATE TABLE blog (id int PRIMARY KEY, title text, content text) PARTITION BY RANGE (id)")
+        db.execute("CREATE TABLE blog_a PARTITION OF blog FOR VALUES FROM (0) TO (100)")
+        db.execute("CREATE TABLE blog_b PARTITION OF blog FOR VALUES FROM (100) TO (1000)")
+    else:
+        db.execute("CREATE TABLE blog (id int PRIMARY KEY, title text, content text)")
+    db.execute("INSERT INTO blog SELECT g, 't', 'c' FROM generate_series(1, 200) g")
+    seconds = float(os.environ.get("PGAI_MIGRATE_LOAD_SECONDS", "4"))
+    counts = defaultdict(int)
+    problems = []
+    lock = threading.Lock()
+
+    def config(i):
+        return {**BLOG_CONFIG, "name": f"v{i}", "destination": {"implementation": "table", "destination": f"blog_e{i}"},
+                "formatting": {"implementation": "chunk_value"}}
+
+    def ddl(i):
+        with connect(dbname) as c:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    with c.transaction():
+                        create_vectorizer(c, config(i))
+                    with c.transaction():
+                        c.execute("SELECT migrate.alter_vectorizer(%s, %s::jsonb, reembed => true)",
+                                  (f"v{i}", json.dumps({"chunking": {"chunk_size": random.randint(500, 900)}})))
+                    with c.transaction():
+                        c.execute("SELECT migrate.drop_vectorizer(%s, drop_all => true)", (f"v{i}",))
+                    with lock:
+                        counts["ddl"] += 3
+                except psycopg.Error as e:
+                    with lock:
+                        problems.append(f"ddl: {e.sqlstate} {e}")
+                    c.execute("SELECT migrate.drop_vectorizer(%s, drop_all => true, if_exists => true)", (f"v{i}",))
+
+    def writes(i):
+        rng = random.Random(i)
+        with connect(dbname) as c:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                k = rng.randint(1, 300)
+                try:
+                    with c.transaction():
+                        r = rng.random()
+                        if r < 0.4:
+                            c.execute("INSERT INTO blog VALUES (%s, 't', 'c') ON CONFLICT (id) DO UPDATE SET content = 'u'", (k,))
+                        elif r < 0.8:
+                            c.execute("UPDATE blog SET content = 'x' || %s WHERE id IN (%s, %s)", (k, k, rng.randint(1, 300)))
+                        else:
+                            c.execute("DELETE FROM blog WHERE id = %s", (k,))
+                    with lock:
+                        counts["writes"] += 1
+                except psycopg.Error as e:
+                    with lock:
+                        problems.append(f"write: {e.sqlstate} {e}")
+
+    threads = [threading.Thread(target=ddl, args=(i,)) for i in range(3)]
+    threads += [threading.Thread(target=writes, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"\n{counts['ddl']} DDL transactions, {counts['writes']} writes in {seconds} s")
+    assert problems == [], problems[:5]
+    assert counts["ddl"] >= 3 and counts["writes"] >= 10
+    assert db.execute("SELECT count(*) FROM migrate.vectorizer").fetchone()[0] == 0
