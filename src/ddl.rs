@@ -38,6 +38,7 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
         }
     }
     let _reset = Reset;
+    let touched = relids.clone();
     let rows: Option<JsonB> = one(
         "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                 'id', v.id, 'name', v.name, 'source', v.source::pg_catalog.oid::pg_catalog.int8,
@@ -67,6 +68,8 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
             continue; // dropped: the sql_drop trigger takes care of it
         };
         let relids = &row["relids"];
+        let objects: Vec<pg_sys::Oid> = (0..4).filter_map(|i| oid(&relids[i])).collect();
+        follow_owner(source, &objects, touched.as_deref(), row["name"].as_str().unwrap_or_default());
         let mut rel = |i: usize| oid(&relids[i]).and_then(|o| relation_name(o, &mut schemas));
         let (Some(queue), Some(failed_queue)) = (rel(0), rel(1)) else {
             continue;
@@ -168,6 +171,41 @@ thread_local! {
 /// What the partition bookkeeping needs of each vectorizer on a
 /// partitioned source: (id, source, queue owner, source's regclass text,
 /// queue, store, key columns, leaves now).
+/// A vectorizer's queues, store and view belong to its source's owner:
+/// the trigger writes and the worker's steps run as that role, and only it
+/// may read the embeddings. So after `ALTER TABLE source OWNER TO …` they
+/// move to the new owner (grants move with them, and the old owner keeps
+/// nothing); an owner change of one of them alone is refused.
+fn follow_owner(source: pg_sys::Oid, objects: &[pg_sys::Oid], touched: Option<&[pg_sys::Oid]>, name: &str) {
+    let differ: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.oid::pg_catalog.regclass::pg_catalog.text,
+                    c.relkind OPERATOR(pg_catalog.=) 'v', pg_catalog.pg_get_userbyid(s.relowner)) ORDER BY c.oid)
+         FROM pg_catalog.pg_class c, pg_catalog.pg_class s
+         WHERE s.oid OPERATOR(pg_catalog.=) $1 AND c.oid OPERATOR(pg_catalog.=) ANY ($2)
+           AND c.relowner OPERATOR(pg_catalog.<>) s.relowner",
+        &[source.into(), objects.to_vec().into()],
+    );
+    let Some(JsonB(Value::Array(differ))) = differ else {
+        return;
+    };
+    if !touched.is_none_or(|t| t.contains(&source)) {
+        let rel = differ[0][0].as_str().unwrap_or_default();
+        pgrx::pg_sys::panic::ErrorReport::new(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot change the owner of {rel}: it belongs to vectorizer \"{name}\", whose relations belong to the owner of its source table"),
+            "pgai_migrate",
+        )
+        .set_hint("ALTER TABLE on the source table … OWNER TO … moves the vectorizer's relations with it")
+        .report(PgLogLevel::ERROR);
+    }
+    let _elevated = AsRole::new(extension_owner(), false);
+    for d in &differ {
+        let (rel, view, owner) = (d[0].as_str().unwrap_or_default(), d[1].as_bool() == Some(true), d[2].as_str().unwrap_or_default());
+        let kind = if view { "VIEW" } else { "TABLE" };
+        run(&format!("ALTER {kind} {rel} OWNER TO {}", pgai_migrate_core::ident::quote_ident(owner)));
+    }
+}
+
 fn partitioned_vectorizers() -> Vec<(i32, Value)> {
     let rows: Option<JsonB> = one(
         "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
