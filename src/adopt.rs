@@ -146,6 +146,15 @@ fn check(
              'source_owner', (SELECT pg_catalog.pg_get_userbyid(s.relowner) FROM pg_catalog.pg_class s WHERE s.oid OPERATOR(pg_catalog.=) $3),
              'used_by', (SELECT v.name FROM migrate.vectorizer v
                          WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY[v.store_relid, v.view_relid, v.queue_relid, v.queue_failed_relid]::pg_catalog.oid[])),
+             -- the source of the vectorizer whose last drop kept it (by name)
+             'kept_from', (SELECT pg_catalog.jsonb_build_array(r.vectorizer_name, r.config OPERATOR(pg_catalog.->>) 'source')
+                           FROM migrate.revision r
+                           WHERE r.operation OPERATOR(pg_catalog.=) 'drop' AND r.drop_all IS NOT TRUE
+                             AND ((r.config OPERATOR(pg_catalog.#>>) '{destination,target_schema}' OPERATOR(pg_catalog.=) n.nspname::pg_catalog.text
+                                   AND r.config OPERATOR(pg_catalog.#>>) '{destination,target_table}' OPERATOR(pg_catalog.=) c.relname::pg_catalog.text)
+                               OR (r.config OPERATOR(pg_catalog.#>>) '{destination,view_schema}' OPERATOR(pg_catalog.=) n.nspname::pg_catalog.text
+                                   AND r.config OPERATOR(pg_catalog.#>>) '{destination,view_name}' OPERATOR(pg_catalog.=) c.relname::pg_catalog.text))
+                           ORDER BY r.id DESC LIMIT 1),
              'embedding', (SELECT a.atttypmod OPERATOR(pg_catalog.=) $5 AND t.typname OPERATOR(pg_catalog.=) 'vector'
                                   AND t.typnamespace OPERATOR(pg_catalog.=) (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'vector')
                            FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
@@ -199,6 +208,25 @@ fn check(
         if s["shape"].as_i64() != Some(3 + key.len() as i64) {
             return Check::No("Its columns are not those of a store table for this source.".into());
         }
+    }
+    // Made for this source: a store kept from another table's vectorizer
+    // would serve that table's chunks through this one's view.
+    match s["kept_from"].as_array() {
+        None => {
+            return Check::No(format!(
+                "No drop of a vectorizer on {} kept it, so it is not taken over as the {what}.",
+                source.qualified_name
+            ))
+        }
+        Some(k) if k.get(1).and_then(|v| v.as_str()) != Some(source.qualified_name.as_str()) => {
+            return Check::No(format!(
+                "It was kept by the drop of vectorizer \"{}\" on {}, not on {}, so it is not taken over as the {what}.",
+                k.first().and_then(|v| v.as_str()).unwrap_or("?"),
+                k.get(1).and_then(|v| v.as_str()).unwrap_or("?"),
+                source.qualified_name
+            ))
+        }
+        Some(_) => {}
     }
     Check::Adoptable
 }
