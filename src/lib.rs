@@ -37,6 +37,7 @@ mod migrate {}
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     trigger::register_callbacks();
+    worker_api::register_callbacks();
 }
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);

@@ -19,7 +19,9 @@
 //! Tenant code therefore runs with the tenant's rights only, whoever the
 //! worker is (even a superuser).
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use pgai_migrate_core::ident::qualified;
 use pgai_migrate_core::plan::worker::{worker_statements, Target, WorkerStatements};
@@ -44,6 +46,37 @@ struct Served {
     store: Option<pg_sys::Oid>,
     column: Option<String>,
     sql: WorkerStatements,
+}
+
+thread_local! {
+    /// Vectorizers loaded by this backend: a worker's connection calls the
+    /// steps of one vectorizer many times. Names, keys and owners change
+    /// only through DDL on the vectorizer's relations, which invalidates
+    /// their relcache entries, and then the cache is dropped.
+    static SERVED: RefCell<HashMap<i32, Rc<Served>>> = RefCell::new(HashMap::new());
+    static STALE: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    STALE.with(|s| s.set(true));
+}
+
+/// Registered in `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: called once per backend from _PG_init.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0)) }
+}
+
+fn served(id: i32) -> Rc<Served> {
+    if STALE.with(|s| s.replace(false)) {
+        SERVED.with(|c| c.borrow_mut().clear());
+    }
+    if let Some(v) = SERVED.with(|c| c.borrow().get(&id).cloned()) {
+        return v;
+    }
+    let v = Rc::new(load(id));
+    SERVED.with(|c| c.borrow_mut().insert(id, v.clone()));
+    v
 }
 
 fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
@@ -183,7 +216,7 @@ SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_claim_wrapper';"
 )]
 fn worker_claim(vectorizer_id: Option<i32>, max_keys: Option<i32>, after: Option<JsonB>) -> JsonB {
-    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let v = served(arg(vectorizer_id, "vectorizer_id"));
     let max_keys = arg(max_keys, "max_keys");
     v.require(v.queue, "SELECT", None);
     v.require(v.queue, "DELETE", None);
@@ -203,7 +236,7 @@ SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_read_wrapper';"
 )]
 fn worker_read(vectorizer_id: Option<i32>, keys: Option<JsonB>) -> JsonB {
-    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let v = served(arg(vectorizer_id, "vectorizer_id"));
     let keys = arg(keys, "keys");
     v.require(v.source, "SELECT", None);
     let rows = v.as_owner(|| one::<JsonB>(&v.sql.read, &[keys.into()]));
@@ -219,7 +252,7 @@ SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_store_wrapper';"
 )]
 fn worker_store(vectorizer_id: Option<i32>, keys: Option<JsonB>, rows: Option<JsonB>) {
-    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let v = served(arg(vectorizer_id, "vectorizer_id"));
     let (keys, rows) = (arg(keys, "keys"), arg(rows, "rows"));
     match (v.store, &v.column) {
         (Some(store), _) => {
@@ -246,7 +279,7 @@ SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_retry_wrapper';"
 )]
 fn worker_retry(vectorizer_id: Option<i32>, requeue: Option<JsonB>, failed: Option<JsonB>) {
-    let v = load(arg(vectorizer_id, "vectorizer_id"));
+    let v = served(arg(vectorizer_id, "vectorizer_id"));
     let (requeue, failed) = (arg(requeue, "requeue"), arg(failed, "failed"));
     let nonempty = |j: &JsonB| j.0.as_array().is_some_and(|a| !a.is_empty());
     let (do_requeue, do_fail) = (nonempty(&requeue), nonempty(&failed));
