@@ -257,6 +257,8 @@ fn already_exists(
         );
     }
     notice!("vectorizer \"{}\" already exists, skipping", plan.name);
+    // A no-op still ends its migration: its label must not reach the next.
+    catalog::take_label(None);
     set_search_path(caller_path);
     existing.id
 }
@@ -320,6 +322,7 @@ pub fn drop_vectorizer_labelled(
     let Some(existing) = catalog::find(name) else {
         if if_exists {
             notice!("vectorizer \"{name}\" does not exist, skipping");
+            catalog::take_label(label);
             set_search_path(&caller_path);
             return;
         }

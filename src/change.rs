@@ -134,6 +134,7 @@ pub fn alter_vectorizer_named(
     let p = prepare(&existing, &changes, source_given);
     if p.changes.is_empty() {
         notice!("vectorizer \"{name}\" already has this config, nothing to change");
+        catalog::take_label(label);
         set_search_path(&caller_path);
         return existing.id;
     }
