@@ -15,7 +15,7 @@ use crate::adopt;
 use crate::catalog;
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
 use crate::security::{current_user, AsRole};
-use crate::spi::{one, run, set_search_path};
+use crate::spi::{jsonb_text, one, run, set_search_path};
 
 /// `migrate.create_vectorizer(config text)`: create a vectorizer from one
 /// JSON document; returns its id. The jsonb form passes its text here:
@@ -34,14 +34,7 @@ pub fn create_vectorizer_labelled(
     let Some(config) = config else {
         not_null("config")
     };
-    // Through jsonb first: duplicate keys, syntax errors and number forms
-    // behave exactly as for a jsonb argument.
-    let text: String = one(
-        "SELECT $1::pg_catalog.jsonb::pg_catalog.text",
-        &[config.into()],
-    )
-    .expect("not NULL");
-    let config = Config::parse_text(&text).or_raise();
+    let config = Config::parse_text(&jsonb_text(config)).or_raise();
     create(&config, label, None)
 }
 

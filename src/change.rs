@@ -5,6 +5,7 @@
 //! the database and applies them.
 
 use pgai_migrate_core::change::{self, Action, Change};
+use pgai_migrate_core::config::read_document;
 use pgai_migrate_core::ident::{qualified, quote_ident};
 use pgai_migrate_core::plan::{trigger_ddl, Context, Relation, SharedGrant};
 use pgai_migrate_core::{
@@ -18,7 +19,7 @@ use crate::api::{check_schema, decide_shared_grants, live_role, revoke_recorded}
 use crate::catalog::{self, Existing};
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
 use crate::security::{current_user, AsRole};
-use crate::spi::{one, run, set_search_path};
+use crate::spi::{jsonb_text, one, run, set_search_path};
 
 /// A change worked out against the database, not yet applied.
 struct Prepared {
@@ -100,21 +101,24 @@ fn source_rows(relid: pg_sys::Oid, source: &SourceTable) -> i64 {
     }
 }
 
-/// `migrate.alter_vectorizer(name, changes, reembed, label)`.
+/// `migrate.alter_vectorizer(name, changes text, reembed, label)`; the
+/// jsonb form (sql/call_forms.sql) passes its text here, so a document
+/// nested too deeply is a config error.
 #[pg_extern(
     volatile,
     parallel_unsafe,
     schema = "migrate",
     name = "alter_vectorizer"
 )]
-pub fn alter_vectorizer_named(
+pub fn alter_vectorizer_text(
     name: Option<&str>,
-    changes: Option<JsonB>,
+    changes: Option<&str>,
     reembed: default!(Option<bool>, false),
     label: default!(Option<&str>, "NULL"),
 ) -> i32 {
     let name = name.unwrap_or_else(|| not_null("name"));
-    let changes = changes.unwrap_or_else(|| not_null("changes")).0;
+    let changes = changes.unwrap_or_else(|| not_null("changes"));
+    let changes = read_document(&jsonb_text(changes), "the changes are").or_raise();
     let reembed = reembed.unwrap_or_else(|| not_null("reembed"));
     let (_, caller) = current_user();
     let source_given = changes
@@ -516,15 +520,16 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
 
 /// `migrate.plan_vectorizer(config)`: what `create_vectorizer(config)`
 /// (no vectorizer of its name yet) or `alter_vectorizer(name, config)`
-/// would do; changes nothing.
+/// would do; changes nothing. Takes the document's text, like create and
+/// alter (the jsonb form is in sql/call_forms.sql).
 #[pg_extern(
     volatile,
     parallel_unsafe,
     schema = "migrate",
     name = "plan_vectorizer"
 )]
-pub fn plan_vectorizer_config(
-    config: Option<JsonB>,
+pub fn plan_vectorizer_text(
+    config: Option<&str>,
 ) -> TableIterator<
     'static,
     (
@@ -535,7 +540,8 @@ pub fn plan_vectorizer_config(
         name!(queued_rows, i64),
     ),
 > {
-    let config = config.unwrap_or_else(|| not_null("config")).0;
+    let config = config.unwrap_or_else(|| not_null("config"));
+    let config = read_document(&jsonb_text(config), "the config is").or_raise();
     let parsed = Config::parse(&config).or_raise();
     let relid = catalog::resolve_source(&parsed.source);
     let caller_path = set_search_path("pg_catalog, pg_temp");

@@ -56,3 +56,75 @@ def test_a_rolled_back_no_op_gives_the_label_back(db):
             db.execute("SELECT migrate.drop_vectorizer('no_such_vectorizer', if_exists => true)")
             db.execute("SELECT migrate.drop_vectorizer('no_such_vectorizer')")
     assert db.execute("SELECT current_setting('migrate.revision_label')").fetchone()[0] == "kept"
+
+
+# --- deep JSON through every jsonb entry point ------------------------------------
+
+
+DEEP = "[" * 200 + "1" + "]" * 200
+# A value for each other argument type, so that the call gets as far as
+# reading the deep document.
+ARGUMENT_VALUES = {
+    "text": NAME, "name": "x", "int4": "1", "int8": "1", "bool": "false",
+    "regclass": "blog", "name[]": "{}", "jsonb": "{}",
+}
+
+
+def jsonb_functions(conn):
+    """Every function in schema migrate with a jsonb argument: (signature,
+    argument types)."""
+    return conn.execute(
+        "SELECT p.oid::regprocedure::text, "
+        "ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes::oid[]) t) "
+        "FROM pg_proc p WHERE p.pronamespace = 'migrate'::regnamespace AND p.prokind = 'f' "
+        "AND 'jsonb'::regtype = ANY (p.proargtypes::oid[]) ORDER BY 1"
+    ).fetchall()
+
+
+def short_type(t):
+    return {"text": "text", "name": "name", "integer": "int4", "bigint": "int8", "boolean": "bool",
+            "regclass": "regclass", "name[]": "name[]", "jsonb": "jsonb"}[t]
+
+
+def test_every_jsonb_entry_point_answers_a_200_deep_document_without_an_internal_error(db):
+    create_blog(db)
+    create_vectorizer(db, BLOG_CONFIG)
+    functions = jsonb_functions(db)
+    signatures = {f for f, _ in functions}
+    for expected in ("migrate.create_vectorizer(jsonb,text)", "migrate.alter_vectorizer(text,jsonb,boolean,text)",
+                     "migrate.plan_vectorizer(jsonb)", "migrate.set_scheduling(integer,jsonb,jsonb)"):
+        assert expected in signatures
+    internal = []
+    for signature, types in functions:
+        function = signature.split("(")[0]
+        types = [short_type(t) for t in types]
+        for deep_at in [i for i, t in enumerate(types) if t == "jsonb"]:
+            args = [DEEP if i == deep_at else ARGUMENT_VALUES[t] for i, t in enumerate(types)]
+            call = "SELECT * FROM {}({})".format(function, ", ".join(f"%s::{t}" for t in types))
+            try:
+                with db.transaction():
+                    db.execute(call, args)
+                    outcome = "ok"
+            except psycopg.Error as e:
+                outcome = e.sqlstate
+                if outcome.startswith("XX"):
+                    internal.append((signature, deep_at, outcome, e.diag.message_primary))
+                    continue
+            # A clean answer: success, or an error of the caller's making.
+            assert outcome == "ok" or outcome[:2] in ("22", "42", "55", "3F", "0A"), (signature, deep_at, outcome)
+    assert internal == []
+
+
+@pytest.mark.parametrize("call, message", [
+    ("SELECT migrate.alter_vectorizer(%s, %s::jsonb)", "the changes are nested more than 128 levels deep"),
+    ("SELECT migrate.alter_vectorizer(%s, %s)", "the changes are nested more than 128 levels deep"),
+    ("SELECT * FROM migrate.plan_vectorizer(%s::jsonb)", "the config is nested more than 128 levels deep"),
+])
+def test_deep_changes_and_plans_are_config_errors(db, call, message):
+    create_blog(db)
+    create_vectorizer(db, BLOG_CONFIG)
+    doc = json.dumps({"processing": "@"}).replace('"@"', DEEP)
+    args = (NAME, doc) if "alter" in call else (json.dumps({**BLOG_CONFIG, "x": "@"}).replace('"@"', DEEP),)
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+        db.execute(call, args)
+    assert e.value.diag.message_primary == message
