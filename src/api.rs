@@ -450,23 +450,45 @@ pub fn decide_shared_grants(
             )
             .or(Some(true)),
             GrantTarget::Schema(schema) => {
+                // Superusers and the extension owner hold every grant option
+                // on migrate; other callers only what they were given.
                 let ok = *grantable.entry(schema.clone()).or_insert_with(|| {
-                    let ok = schema == EXTENSION_SCHEMA
-                        || one::<bool>(
-                            "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
-                            &[schema.as_str().into()],
-                        ) == Some(true);
-                    if !ok {
-                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
-                    }
-                    ok
-                });
-                if ok {
                     one::<bool>(
-                        "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
-                        &[g.role.as_str().into(), schema.as_str().into()],
+                        "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+                        &[schema.as_str().into()],
+                    ) == Some(true)
+                });
+                let lacks = one::<bool>(
+                    "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
+                    &[g.role.as_str().into(), schema.as_str().into()],
+                );
+                if ok {
+                    lacks
+                } else if schema == EXTENSION_SCHEMA && lacks == Some(true) {
+                    // USAGE on migrate is what lets a role create
+                    // vectorizers: grant_vectorizer_usage's to give, not a
+                    // side effect of grant_to.
+                    raise(
+                        ConfigError::new(
+                            ErrorKind::InsufficientPrivilege,
+                            "grant_to",
+                            format!(
+                                "permission denied to grant USAGE on schema \"{EXTENSION_SCHEMA}\" to role \"{}\"",
+                                g.role
+                            ),
+                        )
+                        .with_detail(format!(
+                            "A grant_to role needs USAGE on schema {EXTENSION_SCHEMA} for the queue; only a role holding USAGE WITH GRANT OPTION on it may give that."
+                        ))
+                        .with_hint(format!(
+                            "Have a superuser or the extension's owner run SELECT migrate.grant_vectorizer_usage('{}') first.",
+                            g.role.replace('\'', "''")
+                        )),
                     )
                 } else {
+                    if lacks == Some(true) {
+                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+                    }
                     Some(false)
                 }
             }

@@ -335,6 +335,9 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
     if !to_give.is_empty() || !to_take.is_empty() {
         catalog::lock_grants();
     }
+    // Decided as the caller: USAGE on a schema is given only where the
+    // caller could give it.
+    let given = decide_shared_grants(id, existing.source, &to_give);
     // Written now, so the DDL event triggers below compare the database
     // with the new config and the new UPDATE OF list.
     {
@@ -478,7 +481,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"
             ));
         }
-        for (g, missing) in decide_shared_grants(id, existing.source, &to_give) {
+        for (g, missing) in given {
             if missing {
                 run(&g.grant_sql(&src));
             }

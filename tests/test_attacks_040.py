@@ -128,3 +128,74 @@ def test_deep_changes_and_plans_are_config_errors(db, call, message):
     with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
         db.execute(call, args)
     assert e.value.diag.message_primary == message
+
+
+# --- grant_to and USAGE on schema migrate --------------------------------------------
+
+
+@pytest.fixture
+def tenant(dbname, roles):
+    """alice owns blog and may use schema migrate (without the grant
+    option, as grant_vectorizer_usage gives it); eve has nothing."""
+    alice, eve = roles("alice"), roles("eve")
+    with connect(dbname) as admin:
+        admin.execute(f"SELECT migrate.grant_vectorizer_usage('{alice}')")
+        admin.execute(f'GRANT CREATE ON SCHEMA public TO "{alice}"')
+        create_blog(admin)
+        create_blog(admin, table="post")
+        admin.execute(f'ALTER TABLE blog OWNER TO "{alice}"')
+        admin.execute(f'ALTER TABLE post OWNER TO "{alice}"')
+    yield alice, eve
+    with connect(dbname) as admin:
+        admin.execute(f'DROP OWNED BY "{alice}", "{eve}" CASCADE')
+
+
+def eve_may_use_migrate(dbname, eve):
+    with connect(dbname) as admin:
+        return admin.execute("SELECT has_schema_privilege(%s, 'migrate', 'USAGE')", (eve,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("how", ["create", "alter"])
+def test_grant_to_does_not_hand_out_usage_on_migrate_the_caller_could_not_grant(dbname, tenant, how):
+    alice, eve = tenant
+    with connect(dbname, user=alice) as c:
+        assert not c.execute("SELECT has_schema_privilege('migrate', 'USAGE WITH GRANT OPTION')").fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+            if how == "create":
+                create_vectorizer(c, {**BLOG_CONFIG, "grant_to": [eve]})
+            else:
+                create_vectorizer(c, BLOG_CONFIG)
+                c.execute("SELECT migrate.alter_vectorizer(%s, %s::jsonb)", (NAME, json.dumps({"grant_to": [eve]})))
+        assert e.value.diag.message_primary == f'grant_to: permission denied to grant USAGE on schema "migrate" to role "{eve}"'
+        assert f"migrate.grant_vectorizer_usage('{eve}')" in e.value.diag.message_hint
+    assert not eve_may_use_migrate(dbname, eve)
+    # So eve cannot create vectorizers on a table of her own.
+    with connect(dbname) as admin:
+        admin.execute(f'GRANT CREATE ON SCHEMA public TO "{eve}"')
+    with connect(dbname, user=eve) as c:
+        c.execute("CREATE TABLE evil (id int PRIMARY KEY, content text)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            create_vectorizer(c, {**BLOG_CONFIG, "source": "evil", "name": "evil", "formatting": {"implementation": "chunk_value"},
+                                  "destination": {"implementation": "table", "destination": "evil_e"}})
+
+
+def test_grant_to_a_role_an_admin_let_use_migrate_works_and_drop_leaves_that_usage(dbname, tenant):
+    alice, eve = tenant
+    with connect(dbname) as admin:
+        admin.execute(f"SELECT migrate.grant_vectorizer_usage('{eve}')")
+    with connect(dbname, user=alice) as c:
+        create_vectorizer(c, {**BLOG_CONFIG, "grant_to": [eve]})
+    with connect(dbname, user=eve) as c:
+        assert c.execute("SELECT count(*) FROM migrate._vectorizer_q_1").fetchone()[0] == 3
+    with connect(dbname, user=alice) as c:
+        c.execute("SELECT migrate.drop_vectorizer(%s, drop_all => true)", (NAME,))
+    assert eve_may_use_migrate(dbname, eve)
+
+
+def test_a_superuser_still_gives_usage_on_migrate_through_grant_to_and_drop_takes_it_back(dbname, tenant):
+    _, eve = tenant
+    with connect(dbname) as admin:
+        create_vectorizer(admin, {**BLOG_CONFIG, "source": "post", "grant_to": [eve]})
+        assert eve_may_use_migrate(dbname, eve)
+        admin.execute("SELECT migrate.drop_vectorizer(%s, drop_all => true)", (NAME,))
+    assert not eve_may_use_migrate(dbname, eve)
