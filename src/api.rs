@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use pgai_migrate_core::ident::qualified;
 use pgai_migrate_core::plan::{
-    drop_sql, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant, EXTENSION_SCHEMA,
+    check_queue_place, drop_sql, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant,
+    EXTENSION_SCHEMA,
 };
 use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
 use pgrx::prelude::*;
@@ -111,6 +112,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
     if let Some(existing) = catalog::find(&plan.name) {
         return already_exists(config, &plan, existing, &caller_path);
     }
+    check_queue_place(&plan.queue, Some(id)).or_raise();
     for (path, schema) in &plan.schemas {
         check_schema(path, schema);
     }

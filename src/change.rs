@@ -7,7 +7,7 @@
 use pgai_migrate_core::change::{self, Action, Change};
 use pgai_migrate_core::config::read_document;
 use pgai_migrate_core::ident::{qualified, quote_ident};
-use pgai_migrate_core::plan::{trigger_ddl, Context, Relation, SharedGrant};
+use pgai_migrate_core::plan::{check_queue_place, trigger_ddl, Context, Relation, SharedGrant};
 use pgai_migrate_core::{
     build_plan, Config, ConfigError, Environment, ErrorKind, Plan, SourceTable,
 };
@@ -64,6 +64,15 @@ fn prepare(existing: &Existing, changes: &Value, source_given: Option<pg_sys::Oi
         },
     )
     .or_raise();
+    // A queue that moves or is renamed must fit where it goes; one that
+    // stays (say, named by hand in schema migrate before 0.4.0) is left be.
+    let queue_now = (
+        existing.row["queue_schema"].as_str(),
+        existing.row["queue_table"].as_str(),
+    );
+    if queue_now != (Some(plan.queue.schema.as_str()), Some(plan.queue.name.as_str())) {
+        check_queue_place(&plan.queue, Some(existing.id)).or_raise();
+    }
     let changes = change::diff(&existing.config, &plan.config);
     Prepared {
         source,
@@ -561,6 +570,7 @@ pub fn plan_vectorizer_text(
     .or_raise();
     let rows = match catalog::find(&named.name) {
         None => {
+            check_queue_place(&named.queue, None).or_raise();
             let queued = if parsed.enqueue_existing {
                 source_rows(relid, &source)
             } else {

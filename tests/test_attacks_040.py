@@ -199,3 +199,61 @@ def test_a_superuser_still_gives_usage_on_migrate_through_grant_to_and_drop_take
         assert eve_may_use_migrate(dbname, eve)
         admin.execute("SELECT migrate.drop_vectorizer(%s, drop_all => true)", (NAME,))
     assert not eve_may_use_migrate(dbname, eve)
+
+
+# --- names in schema migrate ------------------------------------------------------------
+
+
+SQUAT = "_vectorizer_next_release"
+
+
+def relation_in_migrate(conn, name):
+    return conn.execute("SELECT to_regclass(format('migrate.%%I', %s::text)) IS NOT NULL", (name,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("how", ["create", "alter", "plan"])
+def test_a_tenant_cannot_put_a_queue_of_any_name_in_schema_migrate(dbname, tenant, how):
+    """A name a later version creates, taken by a tenant's queue, would
+    make ALTER EXTENSION … UPDATE fail for everyone."""
+    alice, _ = tenant
+    squat = {"queue_schema": "migrate", "queue_table": SQUAT}
+    with connect(dbname, user=alice) as c:
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+            if how == "create":
+                create_vectorizer(c, {**BLOG_CONFIG, **squat})
+            elif how == "plan":
+                c.execute("SELECT * FROM migrate.plan_vectorizer(%s::jsonb)", (json.dumps({**BLOG_CONFIG, **squat}),))
+            else:
+                create_vectorizer(c, {**BLOG_CONFIG, "queue_schema": "public", "queue_table": "blog_queue"})
+                c.execute("SELECT migrate.alter_vectorizer(%s, %s::jsonb)", (NAME, json.dumps(squat)))
+        expected = "_vectorizer_q_<id>" if how == "plan" else "_vectorizer_q_1"
+        assert e.value.diag.message_primary == f'queue_table: expected the default name "{expected}" in schema "migrate", got "{SQUAT}"'
+        assert e.value.diag.message_hint
+        assert not relation_in_migrate(c, SQUAT)
+
+
+def test_the_queue_may_still_be_named_elsewhere_or_by_its_default_name_in_migrate(dbname, tenant):
+    alice, _ = tenant
+    with connect(dbname, user=alice) as c:
+        create_vectorizer(c, {**BLOG_CONFIG, "queue_table": "_vectorizer_q_1"})
+        create_vectorizer(c, {**BLOG_CONFIG, "source": "post", "name": "post_embedder", "queue_schema": "public",
+                              "queue_table": SQUAT, "destination": {"implementation": "table", "destination": "post_embeddings"}})
+        assert queued(c) == [1, 2, 3] and queued(c, "post_embedder") == [1, 2, 3]
+        # A re-run with the stored config (its default queue name) is a no-op.
+        config = c.execute("SELECT config FROM migrate.vectorizer WHERE id = 1").fetchone()[0]
+        assert create_vectorizer(c, {**config, "if_not_exists": True}) == 1
+        assert c.execute("SELECT count(*) FROM migrate.plan_vectorizer(%s::jsonb) WHERE action <> 'none'",
+                         (json.dumps(config),)).fetchone()[0] == 0
+
+
+def test_the_owner_of_a_queue_in_migrate_cannot_rename_it_or_index_it_there(dbname, tenant):
+    """PostgreSQL asks CREATE on the schema for both, which tenants lack."""
+    alice, _ = tenant
+    with connect(dbname, user=alice) as c:
+        create_vectorizer(c, BLOG_CONFIG)
+        for ddl in (f"ALTER TABLE migrate._vectorizer_q_1 RENAME TO {SQUAT}",
+                    f"CREATE INDEX {SQUAT} ON migrate._vectorizer_q_1 (queued_at)",
+                    f"ALTER TABLE migrate._vectorizer_q_1 ADD CONSTRAINT {SQUAT} UNIQUE (id, queued_at)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(ddl)
+        assert not relation_in_migrate(c, SQUAT)

@@ -196,6 +196,46 @@ pub fn revoke_kept_sql(
     out
 }
 
+/// The name of vectorizer `id`'s queue when the config names none.
+pub fn default_queue_name(id: i32) -> String {
+    format!("_vectorizer_q_{id}")
+}
+
+/// Schema `migrate` holds only the extension's own names: a queue there
+/// has its default name, `_vectorizer_q_<id>`, so no role can take a name
+/// that a later version of the extension creates. `id` is None where the
+/// id is not known yet (a plan for a create): any default name passes.
+pub fn check_queue_place(queue: &Relation, id: Option<i32>) -> Result<()> {
+    if queue.schema != EXTENSION_SCHEMA {
+        return Ok(());
+    }
+    let fits = match id {
+        Some(id) => queue.name == default_queue_name(id),
+        None => queue
+            .name
+            .strip_prefix("_vectorizer_q_")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+    };
+    if fits {
+        return Ok(());
+    }
+    let expected = match id {
+        Some(id) => default_queue_name(id),
+        None => "_vectorizer_q_<id>".to_string(),
+    };
+    Err(ConfigError::invalid(
+        "queue_table",
+        format!(
+            "expected the default name \"{expected}\" in schema \"{EXTENSION_SCHEMA}\", got \"{}\"",
+            queue.name
+        ),
+    )
+    .with_detail(format!(
+        "Schema {EXTENSION_SCHEMA} holds only the extension's own objects."
+    ))
+    .with_hint("leave out queue_table, or put the queue in a schema of your own with queue_schema"))
+}
+
 /// Everything the plan needs besides the config.
 pub struct Context<'a> {
     pub source: &'a SourceTable,
@@ -226,7 +266,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         name: config
             .queue_table
             .clone()
-            .unwrap_or_else(|| format!("_vectorizer_q_{}", ctx.id)),
+            .unwrap_or_else(|| default_queue_name(ctx.id)),
     };
     let failed_queue = Relation {
         path: "queue_table".into(),

@@ -408,3 +408,26 @@ fn each_leaf_partition_gets_a_truncate_trigger() {
     );
     assert_eq!(t.orphans, "WITH gone AS (DELETE FROM \"public\".\"s\" t WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE t.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")) DELETE FROM \"migrate\".\"q\" q WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE q.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")");
 }
+
+#[test]
+fn a_queue_in_schema_migrate_keeps_its_default_name() {
+    use super::{check_queue_place, Relation};
+    let q = |schema: &str, name: &str| Relation {
+        path: "queue_table".into(),
+        schema: schema.into(),
+        name: name.into(),
+    };
+    assert!(check_queue_place(&q("migrate", "_vectorizer_q_7"), Some(7)).is_ok());
+    assert!(check_queue_place(&q("migrate", "_vectorizer_q_7"), None).is_ok());
+    assert!(check_queue_place(&q("public", "_vectorizer_disabled"), Some(7)).is_ok());
+    let e = check_queue_place(&q("migrate", "_vectorizer_disabled"), Some(7)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidConfig);
+    assert_eq!(
+        e.to_string(),
+        "queue_table: expected the default name \"_vectorizer_q_7\" in schema \"migrate\", got \"_vectorizer_disabled\""
+    );
+    assert!(check_queue_place(&q("migrate", "_vectorizer_q_8"), Some(7)).is_err());
+    for name in ["_vectorizer_q_", "_vectorizer_q_1x", "_vectorizer_q_failed_1"] {
+        assert!(check_queue_place(&q("migrate", name), None).is_err(), "{name}");
+    }
+}
