@@ -257,3 +257,34 @@ def test_the_owner_of_a_queue_in_migrate_cannot_rename_it_or_index_it_there(dbna
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute(ddl)
         assert not relation_in_migrate(c, SQUAT)
+
+
+# --- the statement trigger with keys chosen to collide ---------------------------------------
+
+
+def insert_million(conn, table, key):
+    started = time.monotonic()
+    conn.execute(f"INSERT INTO {table} (id, content) SELECT {key}, 'x' FROM generate_series(1, 1000000) g")
+    return time.monotonic() - started
+
+
+def test_a_million_bigint_keys_that_are_multiples_of_2_32_insert_in_linear_time(db):
+    """One multi-row INSERT collects every key for the statement-level
+    trigger. Keys that differ only in their high 32 bits must not all land
+    in one bucket of the set that tells them apart: the same statement
+    with consecutive keys sets the pace, and three times that (plus slack)
+    is the bound."""
+    for table in ("consecutive", "colliding"):
+        db.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, content text)")
+        create_vectorizer(db, {**BLOG_CONFIG, "source": table, "name": table, "formatting": {"implementation": "chunk_value"},
+                               "destination": {"implementation": "table", "destination": f"{table}_e"}})
+    linear = insert_million(db, "consecutive", "g::bigint")
+    bound = 3 * linear + 5
+    db.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(bound * 1000)}ms",))
+    try:
+        insert_million(db, "colliding", "g::bigint << 32")
+    except psycopg.errors.QueryCanceled:
+        pytest.fail(f"the colliding keys took more than {bound:.1f} s (consecutive ones: {linear:.1f} s)")
+    finally:
+        db.execute("RESET statement_timeout")
+    assert db.execute("SELECT count(*), min(id), max(id) FROM migrate._vectorizer_q_2").fetchone() == (1000000, 1 << 32, 1000000 << 32)
