@@ -39,33 +39,43 @@ pub fn create_vectorizer_labelled(
     create(&config, label, None)
 }
 
-/// Creates a vectorizer from a parsed config; `restored_from` names the
-/// revision a restore took it from.
-pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) -> i32 {
-    let (_, caller) = current_user();
-    // Existing rows are queued by statements that, under REPEATABLE READ or
-    // SERIALIZABLE, see the transaction's first snapshot: a row committed
-    // after it, before the triggers took effect, would be missed.
+/// Rows of the source are queued (by create, a re-embedding alter, an
+/// attached partition) with statements that, under REPEATABLE READ or
+/// SERIALIZABLE, see the transaction's first snapshot: a row committed
+/// after it, before the triggers took effect (or after the queue was
+/// emptied), would be missed. So those isolation levels are refused.
+pub fn refuse_old_snapshot(path: &str, what: &str, hint: &str) {
     let isolation: Option<String> = one(
         "SELECT pg_catalog.current_setting('transaction_isolation')",
         &[],
     );
-    if config.enqueue_existing
-        && matches!(
-            isolation.as_deref(),
-            Some("repeatable read" | "serializable")
-        )
-    {
+    if matches!(
+        isolation.as_deref(),
+        Some("repeatable read" | "serializable")
+    ) {
         raise(
             ConfigError::new(
                 ErrorKind::ObjectState,
-                "enqueue_existing",
+                path,
                 format!(
-                    "cannot queue the existing rows in a {} transaction: rows committed after its snapshot would be missed",
+                    "{what} in a {} transaction: rows committed after its snapshot would be missed",
                     isolation.unwrap_or_default().to_uppercase()
                 ),
             )
-            .with_hint("create the vectorizer in a READ COMMITTED transaction (the default), or pass \"enqueue_existing\": false and queue the rows yourself"),
+            .with_hint(hint),
+        );
+    }
+}
+
+/// Creates a vectorizer from a parsed config; `restored_from` names the
+/// revision a restore took it from.
+pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) -> i32 {
+    let (_, caller) = current_user();
+    if config.enqueue_existing {
+        refuse_old_snapshot(
+            "enqueue_existing",
+            "cannot queue the existing rows",
+            "create the vectorizer in a READ COMMITTED transaction (the default), or pass \"enqueue_existing\": false and queue the rows yourself",
         );
     }
 

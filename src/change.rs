@@ -15,7 +15,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-use crate::api::{check_schema, decide_shared_grants, live_role, revoke_recorded};
+use crate::api::{check_schema, decide_shared_grants, live_role, refuse_old_snapshot, revoke_recorded};
 use crate::catalog::{self, Existing};
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
 use crate::security::{current_user, AsRole};
@@ -171,6 +171,13 @@ pub fn alter_vectorizer_text(
                 }
             ))
             .with_hint("pass reembed => true to apply it; migrate.plan_vectorizer(config) shows every change and its cost"),
+        );
+    }
+    if !stale.is_empty() {
+        refuse_old_snapshot(
+            "",
+            &format!("cannot queue the rows of vectorizer \"{name}\" again"),
+            "alter the vectorizer in a READ COMMITTED transaction (the default)",
         );
     }
     if p.plan.name != name {

@@ -232,8 +232,17 @@ fn _vectorizer_partitions() {
             )
         };
         let mut dropped = false;
-        for leaf in now.iter().filter(|l| !was.contains(l)) {
-            let Some(leaf) = text(*leaf) else { continue };
+        for &oid in now.iter().filter(|l| !was.contains(l)) {
+            let Some(leaf) = text(oid) else { continue };
+            // A table made in this transaction (CREATE TABLE … PARTITION
+            // OF) has no rows another transaction could have committed.
+            if !created_in_this_transaction(oid) {
+                crate::api::refuse_old_snapshot(
+                    "",
+                    &format!("cannot queue the rows of partition {leaf}"),
+                    "attach the partition in a READ COMMITTED transaction (the default)",
+                );
+            }
             {
                 let _ext = AsRole::new(extension_owner(), false);
                 run(&pgai_migrate_core::plan::partition_trigger_ddl(
@@ -268,5 +277,21 @@ fn _vectorizer_partitions() {
             let _owner = AsRole::new(owner, true);
             run(&sql.orphans);
         }
+    }
+}
+
+/// Whether relation `relid` was created by the current transaction (the
+/// relcache knows: `rd_createSubid`).
+fn created_in_this_transaction(relid: pg_sys::Oid) -> bool {
+    // SAFETY: the relation exists (its name was just read); the reference
+    // taken is released before returning.
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(relid);
+        if rel.is_null() {
+            return false;
+        }
+        let created = (*rel).rd_createSubid != 0; // InvalidSubTransactionId
+        pg_sys::RelationClose(rel);
+        created
     }
 }

@@ -288,3 +288,75 @@ def test_a_million_bigint_keys_that_are_multiples_of_2_32_insert_in_linear_time(
     finally:
         db.execute("RESET statement_timeout")
     assert db.execute("SELECT count(*), min(id), max(id) FROM migrate._vectorizer_q_2").fetchone() == (1000000, 1 << 32, 1000000 << 32)
+
+
+# --- re-queueing under REPEATABLE READ ---------------------------------------------------
+
+
+def test_reembed_in_a_repeatable_read_transaction_is_refused_and_loses_no_row(dbname, db):
+    create_blog(db)
+    create_vectorizer(db, BLOG_CONFIG)
+    db.execute("DELETE FROM migrate._vectorizer_q_1")  # a worker took everything
+    with connect(dbname) as other:
+        for level, inserted in (("REPEATABLE READ", 99), ("SERIALIZABLE", 98)):
+            db.execute(f"BEGIN ISOLATION LEVEL {level}")
+            db.execute("SELECT count(*) FROM blog").fetchone()  # the snapshot
+            other.execute("INSERT INTO blog VALUES (%s, 'late', 'committed while the migration ran')", (inserted,))
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+                db.execute("SELECT migrate.alter_vectorizer(%s, '{\"embedding\": {\"dimensions\": 512}}', reembed => true)", (NAME,))
+            assert e.value.diag.message_primary == (
+                f'cannot queue the rows of vectorizer "{NAME}" again in a {level} transaction: '
+                "rows committed after its snapshot would be missed")
+            assert "READ COMMITTED" in e.value.diag.message_hint
+            db.execute("ROLLBACK")
+    assert queued(db) == [98, 99]
+    # In place changes need no re-queueing: allowed.
+    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    db.execute("SELECT migrate.alter_vectorizer(%s, '{\"processing\": {\"batch_size\": 7}}')", (NAME,))
+    db.execute("COMMIT")
+    # And in READ COMMITTED the re-embed queues every row.
+    db.execute("SELECT migrate.alter_vectorizer(%s, '{\"embedding\": {\"dimensions\": 512}}', reembed => true)", (NAME,))
+    assert queued(db) == [1, 2, 3, 98, 99]
+
+
+def test_restore_in_a_repeatable_read_transaction_is_refused(db):
+    create_blog(db)
+    create_vectorizer(db, BLOG_CONFIG)
+    db.execute("SELECT migrate.drop_vectorizer(%s)", (NAME,))
+    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+        db.execute("SELECT migrate.restore_vectorizer(%s)", (NAME,))
+    assert "in a REPEATABLE READ transaction: rows committed after its snapshot would be missed" in e.value.diag.message_primary
+    db.execute("ROLLBACK")
+
+
+def partitioned(conn, table="docs"):
+    conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, content text) PARTITION BY RANGE (id)")
+    conn.execute(f"CREATE TABLE {table}_1 PARTITION OF {table} FOR VALUES FROM (0) TO (100)")
+    conn.execute(f"INSERT INTO {table} SELECT g, 'c' FROM generate_series(1, 30) g")
+
+
+def docs_config(**extra):
+    return {**BLOG_CONFIG, "source": "docs", "name": "docs_v", "formatting": {"implementation": "chunk_value"},
+            "destination": {"implementation": "table", "destination": "docs_e"}, **extra}
+
+
+def test_attaching_a_partition_in_a_repeatable_read_transaction_is_refused(dbname, db):
+    partitioned(db)
+    create_vectorizer(db, docs_config())
+    db.execute("CREATE TABLE docs_2 (id int PRIMARY KEY, content text)")
+    with connect(dbname) as other:
+        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        db.execute("SELECT count(*) FROM docs").fetchone()
+        other.execute("INSERT INTO docs_2 VALUES (150, 'late')")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+            db.execute("ALTER TABLE docs ATTACH PARTITION docs_2 FOR VALUES FROM (100) TO (200)")
+        assert e.value.diag.message_primary == (
+            "cannot queue the rows of partition public.docs_2 in a REPEATABLE READ transaction: rows committed after its snapshot would be missed")
+        db.execute("ROLLBACK")
+    # A partition made in the same transaction has no rows to miss.
+    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    db.execute("CREATE TABLE docs_3 PARTITION OF docs FOR VALUES FROM (200) TO (300)")
+    db.execute("COMMIT")
+    db.execute("ALTER TABLE docs ATTACH PARTITION docs_2 FOR VALUES FROM (100) TO (200)")
+    assert 150 in queued(db, "docs_v")
