@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::adopt;
 use crate::catalog;
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
-use crate::security::{current_user, AsRole};
+use crate::security::{current_user, AsRole, RowSecurityOff};
 use crate::spi::{jsonb_text, one, run, set_search_path};
 
 /// `migrate.create_vectorizer(config text)`: create a vectorizer from one
@@ -195,6 +195,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
         set_search_path("pg_catalog, pg_temp");
         if !bulk {
             let _owner = AsRole::new(catalog::owner_of(relid), true);
+            let _all_rows = RowSecurityOff::new();
             for sql in &plan.as_owner {
                 run(sql);
             }

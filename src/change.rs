@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::api::{check_schema, decide_shared_grants, live_role, refuse_old_snapshot, revoke_recorded};
 use crate::catalog::{self, Existing};
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
-use crate::security::{current_user, AsRole};
+use crate::security::{current_user, AsRole, RowSecurityOff};
 use crate::spi::{jsonb_text, one, run, set_search_path};
 
 /// A change worked out against the database, not yet applied.
@@ -268,6 +268,21 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
     for (path, schema) in &plan.schemas {
         check_schema(path, schema);
     }
+    let owner = catalog::owner_of(existing.source);
+    let rows = if p.source.partitioned {
+        src.clone()
+    } else {
+        format!("ONLY {src}")
+    };
+    if reembed {
+        // Every row is queued again as the owner: a policy hiding rows
+        // from the owner (FORCE ROW LEVEL SECURITY) is refused here, by
+        // PostgreSQL (42501), before anything is emptied, rather than
+        // leaving those rows without embeddings.
+        let _owner = AsRole::new(owner, true);
+        let _all_rows = RowSecurityOff::new();
+        run(&format!("SELECT FROM {rows} LIMIT 0"));
+    }
     // New names must be free (a relation keeping its name is not in the way).
     let moved = |from: &Option<Relation>, to: &Option<Relation>| match (from, to) {
         (Some(f), Some(t)) => f.schema != t.schema || f.name != t.name,
@@ -364,7 +379,6 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             catalog::forget_destination(id);
         }
     }
-    let owner = catalog::owner_of(existing.source);
     let q = qualified(&plan.queue.schema, &plan.queue.name);
     let fq = qualified(&plan.failed_queue.schema, &plan.failed_queue.name);
     let mut recorded_now = recorded_kept;
@@ -510,6 +524,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             // like create's queueing. The failed queue's keys get a new
             // chance under the new config.
             let _owner = AsRole::new(owner, true);
+            let _all_rows = RowSecurityOff::new();
             let keys = p
                 .source
                 .primary_key
@@ -517,11 +532,6 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                 .map(|k| quote_ident(k))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let rows = if p.source.partitioned {
-                src.clone()
-            } else {
-                format!("ONLY {src}")
-            };
             if clears && !rebuild {
                 if let Some(s) = &plan.store {
                     run(&format!("TRUNCATE {}", qualified(&s.schema, &s.name)));

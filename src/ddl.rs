@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::catalog::{extension_owner, relation_name};
 use crate::error::OrRaise;
-use crate::security::AsRole;
+use crate::security::{AsRole, RowSecurityOff};
 use crate::spi::{one, run, run_with};
 
 thread_local! {
@@ -250,6 +250,7 @@ fn _vectorizer_partitions() {
                 ));
             }
             let _owner = AsRole::new(owner, true);
+            let _all_rows = RowSecurityOff::new();
             run(&pgai_migrate_core::plan::queue_rows_sql(
                 queue, &leaf, &keys,
             ));
@@ -259,6 +260,7 @@ fn _vectorizer_partitions() {
                 Some(detached) => {
                     {
                         let _owner = AsRole::new(owner, true);
+                        let _all_rows = RowSecurityOff::new();
                         run(&pgai_migrate_core::plan::forget_rows_sql(
                             queue, store, &detached, &keys,
                         ));
@@ -275,6 +277,7 @@ fn _vectorizer_partitions() {
         if dropped {
             let sql = pgai_migrate_core::plan::trigger_statements(source, queue, store, &keys);
             let _owner = AsRole::new(owner, true);
+            let _all_rows = RowSecurityOff::new();
             run(&sql.orphans);
         }
     }

@@ -556,10 +556,12 @@ pub fn _vectorizer_trigger<'a>(
         PgTriggerOperation::Truncate => {
             // The source itself: empty everything. One partition: forget
             // the keys that no longer hold a row.
-            let statement = if relid == v.source {
-                &v.truncate
+            let (statement, _all_rows) = if relid == v.source {
+                (&v.truncate, None)
             } else {
-                &v.orphans
+                // Reads the source: a policy hiding rows from the owner
+                // must be an error, not a reason to delete their keys.
+                (&v.orphans, Some(crate::security::RowSecurityOff::new()))
             };
             // SAFETY: a NUL-terminated statement, inside the connection.
             let rc = unsafe { pg_sys::SPI_exec(statement.as_ptr(), 0) };

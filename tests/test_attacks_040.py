@@ -360,3 +360,100 @@ def test_attaching_a_partition_in_a_repeatable_read_transaction_is_refused(dbnam
     db.execute("COMMIT")
     db.execute("ALTER TABLE docs ATTACH PARTITION docs_2 FOR VALUES FROM (100) TO (200)")
     assert 150 in queued(db, "docs_v")
+
+
+# --- re-queueing under FORCE ROW LEVEL SECURITY ------------------------------------------------
+
+
+@pytest.fixture
+def forced(dbname, db, roles):
+    """alice's blog of 30 rows, FORCE ROW LEVEL SECURITY with a policy that
+    hides every row from her; a vectorizer with stored embeddings."""
+    alice = roles("alice")
+    db.execute(f"SELECT migrate.grant_vectorizer_usage('{alice}')")
+    db.execute(f'GRANT CREATE ON SCHEMA public TO "{alice}"')
+    create_blog(db, rows=30)
+    db.execute(f'ALTER TABLE blog OWNER TO "{alice}"')
+    with connect(dbname, user=alice) as c:
+        c.execute("CREATE POLICY hidden ON blog USING (id > 1000)")
+        c.execute("ALTER TABLE blog ENABLE ROW LEVEL SECURITY")
+        c.execute("ALTER TABLE blog FORCE ROW LEVEL SECURITY")
+        assert c.execute("SELECT count(*) FROM blog").fetchone()[0] == 0
+        create_vectorizer(c, BLOG_CONFIG)
+    db.execute("INSERT INTO blog_embeddings_store (id, chunk_seq, chunk, embedding) "
+               "SELECT g, 0, 'c', array_fill(0, ARRAY[768])::vector FROM generate_series(1, 30) g")
+    yield alice
+    db.execute(f'DROP OWNED BY "{alice}" CASCADE')
+
+
+def test_create_queues_every_row_whatever_the_row_security(db, forced):
+    assert queued(db) == list(range(1, 31))
+
+
+@pytest.mark.parametrize("change", [{"embedding": {"dimensions": 512}}, {"embedding": {"model": "text-embedding-3-large"}}],
+                         ids=["dimensions", "model"])
+def test_reembed_under_force_row_level_security_is_refused_before_anything_is_emptied(dbname, db, forced, change):
+    db.execute("DELETE FROM migrate._vectorizer_q_1 WHERE id > 10")
+    with connect(dbname, user=forced) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+            c.execute("SELECT migrate.alter_vectorizer(%s, %s::jsonb, reembed => true)", (NAME, json.dumps(change)))
+        assert e.value.diag.message_primary == 'query would be affected by row-level security policy for table "blog"'
+    assert db.execute("SELECT count(*) FROM blog_embeddings_store").fetchone()[0] == 30
+    assert queued(db) == list(range(1, 11))
+    # With NO FORCE ROW LEVEL SECURITY (what PostgreSQL's HINT says), it works.
+    with connect(dbname, user=forced) as c:
+        c.execute("ALTER TABLE blog NO FORCE ROW LEVEL SECURITY")
+        c.execute("SELECT migrate.alter_vectorizer(%s, %s::jsonb, reembed => true)", (NAME, json.dumps(change)))
+    assert queued(db) == list(range(1, 31))
+
+
+def test_restore_under_force_row_level_security_queues_every_row(dbname, db, forced):
+    with connect(dbname, user=forced) as c:
+        c.execute("SELECT migrate.drop_vectorizer(%s)", (NAME,))
+        c.execute("SELECT migrate.restore_vectorizer(%s)", (NAME,))
+    assert queued(db) == list(range(1, 31))
+    assert db.execute("SELECT count(*) FROM blog_embeddings_store").fetchone()[0] == 30
+
+
+@pytest.fixture
+def forced_partitioned(dbname, db, roles):
+    alice = roles("alice")
+    db.execute(f"SELECT migrate.grant_vectorizer_usage('{alice}')")
+    db.execute(f'GRANT CREATE ON SCHEMA public TO "{alice}"')
+    partitioned(db)
+    db.execute("CREATE TABLE docs_2 PARTITION OF docs FOR VALUES FROM (100) TO (200)")
+    db.execute("INSERT INTO docs VALUES (150, 'c')")
+    for t in ("docs", "docs_1", "docs_2"):
+        db.execute(f'ALTER TABLE {t} OWNER TO "{alice}"')
+    with connect(dbname, user=alice) as c:
+        c.execute("CREATE POLICY hidden ON docs USING (id > 20)")
+        c.execute("ALTER TABLE docs ENABLE ROW LEVEL SECURITY")
+        c.execute("ALTER TABLE docs FORCE ROW LEVEL SECURITY")
+    yield alice
+    db.execute(f'DROP OWNED BY "{alice}" CASCADE')
+
+
+def test_create_on_a_partitioned_source_under_force_row_level_security_is_refused(dbname, db, forced_partitioned):
+    with connect(dbname, user=forced_partitioned) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+            create_vectorizer(c, docs_config())
+        assert e.value.diag.message_primary == 'query would be affected by row-level security policy for table "docs"'
+        c.execute("ALTER TABLE docs NO FORCE ROW LEVEL SECURITY")
+        create_vectorizer(c, docs_config())
+    assert queued(db, "docs_v") == list(range(1, 31)) + [150]
+
+
+def test_truncating_a_partition_under_force_row_level_security_forgets_no_hidden_rows_embeddings(dbname, db, forced_partitioned):
+    with connect(dbname, user=forced_partitioned) as c:
+        c.execute("ALTER TABLE docs NO FORCE ROW LEVEL SECURITY")
+        create_vectorizer(c, docs_config())
+        c.execute("ALTER TABLE docs FORCE ROW LEVEL SECURITY")
+    db.execute("INSERT INTO docs_e_store (id, chunk_seq, chunk, embedding) "
+               "SELECT id, 0, 'c', array_fill(0, ARRAY[768])::vector FROM docs")
+    with connect(dbname, user=forced_partitioned) as c:
+        try:
+            c.execute("TRUNCATE docs_2")
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # refusing is what row_security = off does
+    # The rows of docs_1 (hidden from alice by the policy) keep their embeddings.
+    assert db.execute("SELECT count(*) FROM docs_e_store WHERE id < 100").fetchone()[0] == 30
