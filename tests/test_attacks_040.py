@@ -130,6 +130,25 @@ def test_deep_changes_and_plans_are_config_errors(db, call, message):
     assert e.value.diag.message_primary == message
 
 
+def ollama_options(depth):
+    return {"implementation": "ollama", "model": "m", "dimensions": 3, "options": {"o": json.loads("[" * depth + "1" + "]" * depth)}}
+
+
+@pytest.mark.parametrize("depth", [98, 123])
+def test_a_config_too_deep_to_read_back_is_refused_so_no_vectorizer_is_left_undroppable(db, depth):
+    """The catalog reads a config back wrapped in a few more levels; one
+    the parser took at create could then never be altered or dropped."""
+    create_blog(db)
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as e:
+        create_vectorizer(db, {**BLOG_CONFIG, "embedding": ollama_options(depth)})
+    assert e.value.diag.message_primary.startswith("embedding.options.o[0]")
+    assert e.value.diag.message_primary.endswith(": the config is nested more than 100 levels deep here")
+    create_vectorizer(db, {**BLOG_CONFIG, "embedding": ollama_options(90)})
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("SELECT migrate.alter_vectorizer(%s, %s::jsonb)", (NAME, json.dumps({"embedding": {"options": {"o": ollama_options(depth)["options"]["o"]}}})))
+    db.execute("SELECT migrate.drop_vectorizer(%s, drop_all => true)", (NAME,))
+
+
 # --- grant_to and USAGE on schema migrate --------------------------------------------
 
 

@@ -196,6 +196,36 @@ pub fn revoke_kept_sql(
     out
 }
 
+/// How deep an evaluated config may nest. The catalog is read back with
+/// the config wrapped in a few more levels (a row, a list of rows), and
+/// every read must stay within what the JSON reader takes
+/// ([`crate::config::MAX_DEPTH`]); so a config that could be stored but
+/// never read again (not even to drop it) is refused here.
+pub const STORED_MAX_DEPTH: usize = 100;
+
+/// The path of the first value nested deeper than [`STORED_MAX_DEPTH`]
+/// (`level` is the depth of `v`'s own container, 1 for the config).
+fn too_deep(v: &Value, path: &str, level: usize) -> Option<String> {
+    let children: Vec<(String, &Value)> = match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, c)| (crate::json::join(path, k), c))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{path}[{i}]"), c))
+            .collect(),
+        _ => return None,
+    };
+    if level > STORED_MAX_DEPTH {
+        return Some(path.to_string());
+    }
+    children
+        .into_iter()
+        .find_map(|(p, c)| too_deep(c, &p, level + 1))
+}
+
 /// The name of vectorizer `id`'s queue when the config names none.
 pub fn default_queue_name(id: i32) -> String {
     format!("_vectorizer_q_{id}")
@@ -544,10 +574,17 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     cfg.insert("queue_schema".into(), json!(queue.schema));
     cfg.insert("queue_table".into(), json!(queue.name));
     cfg.insert("grant_to".into(), json!(config.grant_to));
+    let cfg = Value::Object(cfg);
+    if let Some(path) = too_deep(&cfg, "", 1) {
+        return Err(ConfigError::invalid(
+            path,
+            format!("the config is nested more than {STORED_MAX_DEPTH} levels deep here"),
+        ));
+    }
 
     Ok(Plan {
         name,
-        config: Value::Object(cfg),
+        config: cfg,
         queue,
         failed_queue,
         store,

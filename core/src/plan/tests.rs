@@ -431,3 +431,32 @@ fn a_queue_in_schema_migrate_keeps_its_default_name() {
         assert!(check_queue_place(&q("migrate", name), None).is_err(), "{name}");
     }
 }
+
+#[test]
+fn a_config_too_deep_to_read_back_is_refused() {
+    let nested = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = json!([v]);
+        }
+        v
+    };
+    let ollama = |depth: usize| {
+        patch(
+            blog(),
+            "/embedding",
+            json!({"implementation": "ollama", "model": "m", "dimensions": 3, "options": {"o": nested(depth)}}),
+        )
+    };
+    // config, embedding, options, then the arrays: 3 + depth levels.
+    assert!(plan(ollama(97)).is_ok());
+    let e = plan(ollama(98)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidConfig);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "embedding.options.o{}: the config is nested more than 100 levels deep here",
+            "[0]".repeat(97)
+        )
+    );
+}
