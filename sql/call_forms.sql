@@ -8,6 +8,19 @@ CREATE FUNCTION migrate.create_vectorizer(config jsonb, label text DEFAULT NULL)
 LANGUAGE sql VOLATILE
 AS $$ SELECT migrate.create_vectorizer(config::pg_catalog.text, label) $$;
 
+-- The jsonb forms of alter and plan, likewise: migrate.alter_vectorizer(…,
+-- text, …) and migrate.plan_vectorizer(text) (Rust) read the text
+-- themselves. No fixed search_path: `source` in the document resolves
+-- with the caller's, as for create.
+CREATE FUNCTION migrate.alter_vectorizer(name text, changes jsonb, reembed bool DEFAULT false, label text DEFAULT NULL) RETURNS int4
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate.alter_vectorizer(name, changes::pg_catalog.text, reembed, label) $$;
+
+CREATE FUNCTION migrate.plan_vectorizer(config jsonb)
+RETURNS TABLE (path text, old_value jsonb, new_value jsonb, action text, queued_rows int8)
+LANGUAGE sql VOLATILE
+AS $$ SELECT * FROM migrate.plan_vectorizer(config::pg_catalog.text) $$;
+
 -- pgai's named-argument form. Builds the JSON document and hands it to
 -- migrate.create_vectorizer(jsonb), so both forms store the same config.
 CREATE FUNCTION migrate.create_vectorizer(

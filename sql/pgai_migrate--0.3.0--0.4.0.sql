@@ -22,3 +22,41 @@ CREATE FUNCTION migrate.worker_retry(vectorizer_id int4, requeue jsonb, failed j
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_retry_wrapper';
+
+-- Deep JSON: alter_vectorizer and plan_vectorizer read their document's
+-- text in Rust (new C symbols, so 0.3.0's SQL bound to this library finds
+-- none), behind jsonb forms in SQL, as create_vectorizer does: a document
+-- nested too deeply is a config error (22023), never an internal one.
+-- The jsonb forms are replaced in place, keeping their grants and anything
+-- built on them.
+CREATE FUNCTION migrate."alter_vectorizer"(
+	"name" TEXT,
+	"changes" TEXT,
+	"reembed" bool DEFAULT false,
+	"label" TEXT DEFAULT NULL
+) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'alter_vectorizer_text_wrapper';
+
+CREATE FUNCTION migrate."plan_vectorizer"(
+	"config" TEXT
+) RETURNS TABLE (
+	"path" TEXT,
+	"old_value" jsonb,
+	"new_value" jsonb,
+	"action" TEXT,
+	"queued_rows" bigint
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'plan_vectorizer_text_wrapper';
+
+CREATE OR REPLACE FUNCTION migrate.alter_vectorizer(name text, changes jsonb, reembed bool DEFAULT false, label text DEFAULT NULL) RETURNS int4
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate.alter_vectorizer(name, changes::pg_catalog.text, reembed, label) $$;
+
+CREATE OR REPLACE FUNCTION migrate.plan_vectorizer(config jsonb)
+RETURNS TABLE (path text, old_value jsonb, new_value jsonb, action text, queued_rows int8)
+LANGUAGE sql VOLATILE
+AS $$ SELECT * FROM migrate.plan_vectorizer(config::pg_catalog.text) $$;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use pgai_migrate_core::ident::qualified;
 use pgai_migrate_core::plan::{
-    drop_sql, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant, EXTENSION_SCHEMA,
+    check_queue_place, drop_sql, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant,
+    EXTENSION_SCHEMA,
 };
 use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
 use pgrx::prelude::*;
@@ -14,8 +15,8 @@ use serde_json::Value;
 use crate::adopt;
 use crate::catalog;
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
-use crate::security::{current_user, AsRole};
-use crate::spi::{one, run, set_search_path};
+use crate::security::{current_user, AsRole, RowSecurityOff};
+use crate::spi::{jsonb_text, one, run, set_search_path};
 
 /// `migrate.create_vectorizer(config text)`: create a vectorizer from one
 /// JSON document; returns its id. The jsonb form passes its text here:
@@ -34,44 +35,47 @@ pub fn create_vectorizer_labelled(
     let Some(config) = config else {
         not_null("config")
     };
-    // Through jsonb first: duplicate keys, syntax errors and number forms
-    // behave exactly as for a jsonb argument.
-    let text: String = one(
-        "SELECT $1::pg_catalog.jsonb::pg_catalog.text",
-        &[config.into()],
-    )
-    .expect("not NULL");
-    let config = Config::parse_text(&text).or_raise();
+    let config = Config::parse_text(&jsonb_text(config)).or_raise();
     create(&config, label, None)
+}
+
+/// Rows of the source are queued (by create, a re-embedding alter, an
+/// attached partition) with statements that, under REPEATABLE READ or
+/// SERIALIZABLE, see the transaction's first snapshot: a row committed
+/// after it, before the triggers took effect (or after the queue was
+/// emptied), would be missed. So those isolation levels are refused.
+pub fn refuse_old_snapshot(path: &str, what: &str, hint: &str) {
+    let isolation: Option<String> = one(
+        "SELECT pg_catalog.current_setting('transaction_isolation')",
+        &[],
+    );
+    if matches!(
+        isolation.as_deref(),
+        Some("repeatable read" | "serializable")
+    ) {
+        raise(
+            ConfigError::new(
+                ErrorKind::ObjectState,
+                path,
+                format!(
+                    "{what} in a {} transaction: rows committed after its snapshot would be missed",
+                    isolation.unwrap_or_default().to_uppercase()
+                ),
+            )
+            .with_hint(hint),
+        );
+    }
 }
 
 /// Creates a vectorizer from a parsed config; `restored_from` names the
 /// revision a restore took it from.
 pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) -> i32 {
     let (_, caller) = current_user();
-    // Existing rows are queued by statements that, under REPEATABLE READ or
-    // SERIALIZABLE, see the transaction's first snapshot: a row committed
-    // after it, before the triggers took effect, would be missed.
-    let isolation: Option<String> = one(
-        "SELECT pg_catalog.current_setting('transaction_isolation')",
-        &[],
-    );
-    if config.enqueue_existing
-        && matches!(
-            isolation.as_deref(),
-            Some("repeatable read" | "serializable")
-        )
-    {
-        raise(
-            ConfigError::new(
-                ErrorKind::ObjectState,
-                "enqueue_existing",
-                format!(
-                    "cannot queue the existing rows in a {} transaction: rows committed after its snapshot would be missed",
-                    isolation.unwrap_or_default().to_uppercase()
-                ),
-            )
-            .with_hint("create the vectorizer in a READ COMMITTED transaction (the default), or pass \"enqueue_existing\": false and queue the rows yourself"),
+    if config.enqueue_existing {
+        refuse_old_snapshot(
+            "enqueue_existing",
+            "cannot queue the existing rows",
+            "create the vectorizer in a READ COMMITTED transaction (the default), or pass \"enqueue_existing\": false and queue the rows yourself",
         );
     }
 
@@ -119,6 +123,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
     if let Some(existing) = catalog::find(&plan.name) {
         return already_exists(config, &plan, existing, &caller_path);
     }
+    check_queue_place(&plan.queue, Some(id)).or_raise();
     for (path, schema) in &plan.schemas {
         check_schema(path, schema);
     }
@@ -191,6 +196,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
         set_search_path("pg_catalog, pg_temp");
         if !bulk {
             let _owner = AsRole::new(catalog::owner_of(relid), true);
+            let _all_rows = RowSecurityOff::new();
             for sql in &plan.as_owner {
                 run(sql);
             }
@@ -258,6 +264,8 @@ fn already_exists(
         );
     }
     notice!("vectorizer \"{}\" already exists, skipping", plan.name);
+    // A no-op still ends its migration: its label must not reach the next.
+    catalog::take_label(None);
     set_search_path(caller_path);
     existing.id
 }
@@ -321,6 +329,7 @@ pub fn drop_vectorizer_labelled(
     let Some(existing) = catalog::find(name) else {
         if if_exists {
             notice!("vectorizer \"{name}\" does not exist, skipping");
+            catalog::take_label(label);
             set_search_path(&caller_path);
             return;
         }
@@ -453,23 +462,45 @@ pub fn decide_shared_grants(
             )
             .or(Some(true)),
             GrantTarget::Schema(schema) => {
+                // Superusers and the extension owner hold every grant option
+                // on migrate; other callers only what they were given.
                 let ok = *grantable.entry(schema.clone()).or_insert_with(|| {
-                    let ok = schema == EXTENSION_SCHEMA
-                        || one::<bool>(
-                            "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
-                            &[schema.as_str().into()],
-                        ) == Some(true);
-                    if !ok {
-                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
-                    }
-                    ok
-                });
-                if ok {
                     one::<bool>(
-                        "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
-                        &[g.role.as_str().into(), schema.as_str().into()],
+                        "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+                        &[schema.as_str().into()],
+                    ) == Some(true)
+                });
+                let lacks = one::<bool>(
+                    "SELECT NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
+                    &[g.role.as_str().into(), schema.as_str().into()],
+                );
+                if ok {
+                    lacks
+                } else if schema == EXTENSION_SCHEMA && lacks == Some(true) {
+                    // USAGE on migrate is what lets a role create
+                    // vectorizers: grant_vectorizer_usage's to give, not a
+                    // side effect of grant_to.
+                    raise(
+                        ConfigError::new(
+                            ErrorKind::InsufficientPrivilege,
+                            "grant_to",
+                            format!(
+                                "permission denied to grant USAGE on schema \"{EXTENSION_SCHEMA}\" to role \"{}\"",
+                                g.role
+                            ),
+                        )
+                        .with_detail(format!(
+                            "A grant_to role needs USAGE on schema {EXTENSION_SCHEMA} for the queue; only a role holding USAGE WITH GRANT OPTION on it may give that."
+                        ))
+                        .with_hint(format!(
+                            "Have a superuser or the extension's owner run SELECT migrate.grant_vectorizer_usage('{}') first.",
+                            g.role.replace('\'', "''")
+                        )),
                     )
                 } else {
+                    if lacks == Some(true) {
+                        notice!("grant_to: not granting USAGE on schema \"{schema}\"; its owner must grant it");
+                    }
                     Some(false)
                 }
             }

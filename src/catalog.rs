@@ -447,8 +447,11 @@ pub fn delete(id: i32) {
 /// The label of a revision: the `label` argument, else the setting
 /// `migrate.revision_label`. The setting is consumed by the first
 /// operation that records a revision (an explicit label consumes it too),
-/// so a label one migration set never reaches the next migration's rows
-/// when a tool runs several migrations in one transaction.
+/// and by an operation that records none because there was nothing to do
+/// (a drop with `if_exists` of a missing name, a create with
+/// `if_not_exists` of an existing one, an alter to the same config), so a
+/// label one migration set never reaches the next migration's rows when a
+/// tool runs several migrations in one transaction.
 pub fn take_label(explicit: Option<&str>) -> Option<String> {
     let set: Option<String> = one(
         "SELECT NULLIF(pg_catalog.current_setting('migrate.revision_label', true), '')",

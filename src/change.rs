@@ -5,8 +5,9 @@
 //! the database and applies them.
 
 use pgai_migrate_core::change::{self, Action, Change};
+use pgai_migrate_core::config::read_document;
 use pgai_migrate_core::ident::{qualified, quote_ident};
-use pgai_migrate_core::plan::{trigger_ddl, Context, Relation, SharedGrant};
+use pgai_migrate_core::plan::{check_queue_place, trigger_ddl, Context, Relation, SharedGrant};
 use pgai_migrate_core::{
     build_plan, Config, ConfigError, Environment, ErrorKind, Plan, SourceTable,
 };
@@ -14,11 +15,11 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-use crate::api::{check_schema, decide_shared_grants, live_role, revoke_recorded};
+use crate::api::{check_schema, decide_shared_grants, live_role, refuse_old_snapshot, revoke_recorded};
 use crate::catalog::{self, Existing};
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
-use crate::security::{current_user, AsRole};
-use crate::spi::{one, run, set_search_path};
+use crate::security::{current_user, AsRole, RowSecurityOff};
+use crate::spi::{jsonb_text, one, run, set_search_path};
 
 /// A change worked out against the database, not yet applied.
 struct Prepared {
@@ -63,6 +64,15 @@ fn prepare(existing: &Existing, changes: &Value, source_given: Option<pg_sys::Oi
         },
     )
     .or_raise();
+    // A queue that moves or is renamed must fit where it goes; one that
+    // stays (say, named by hand in schema migrate before 0.4.0) is left be.
+    let queue_now = (
+        existing.row["queue_schema"].as_str(),
+        existing.row["queue_table"].as_str(),
+    );
+    if queue_now != (Some(plan.queue.schema.as_str()), Some(plan.queue.name.as_str())) {
+        check_queue_place(&plan.queue, Some(existing.id)).or_raise();
+    }
     let changes = change::diff(&existing.config, &plan.config);
     Prepared {
         source,
@@ -100,21 +110,24 @@ fn source_rows(relid: pg_sys::Oid, source: &SourceTable) -> i64 {
     }
 }
 
-/// `migrate.alter_vectorizer(name, changes, reembed, label)`.
+/// `migrate.alter_vectorizer(name, changes text, reembed, label)`; the
+/// jsonb form (sql/call_forms.sql) passes its text here, so a document
+/// nested too deeply is a config error.
 #[pg_extern(
     volatile,
     parallel_unsafe,
     schema = "migrate",
     name = "alter_vectorizer"
 )]
-pub fn alter_vectorizer_named(
+pub fn alter_vectorizer_text(
     name: Option<&str>,
-    changes: Option<JsonB>,
+    changes: Option<&str>,
     reembed: default!(Option<bool>, false),
     label: default!(Option<&str>, "NULL"),
 ) -> i32 {
     let name = name.unwrap_or_else(|| not_null("name"));
-    let changes = changes.unwrap_or_else(|| not_null("changes")).0;
+    let changes = changes.unwrap_or_else(|| not_null("changes"));
+    let changes = read_document(&jsonb_text(changes), "the changes are").or_raise();
     let reembed = reembed.unwrap_or_else(|| not_null("reembed"));
     let (_, caller) = current_user();
     let source_given = changes
@@ -138,6 +151,7 @@ pub fn alter_vectorizer_named(
     let p = prepare(&existing, &changes, source_given);
     if p.changes.is_empty() {
         notice!("vectorizer \"{name}\" already has this config, nothing to change");
+        catalog::take_label(label);
         set_search_path(&caller_path);
         return existing.id;
     }
@@ -161,6 +175,13 @@ pub fn alter_vectorizer_named(
                 }
             ))
             .with_hint("pass reembed => true to apply it; migrate.plan_vectorizer(config) shows every change and its cost"),
+        );
+    }
+    if !stale.is_empty() {
+        refuse_old_snapshot(
+            "",
+            &format!("cannot queue the rows of vectorizer \"{name}\" again"),
+            "alter the vectorizer in a READ COMMITTED transaction (the default)",
         );
     }
     if p.plan.name != name {
@@ -251,6 +272,21 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
     for (path, schema) in &plan.schemas {
         check_schema(path, schema);
     }
+    let owner = catalog::owner_of(existing.source);
+    let rows = if p.source.partitioned {
+        src.clone()
+    } else {
+        format!("ONLY {src}")
+    };
+    if reembed {
+        // Every row is queued again as the owner: a policy hiding rows
+        // from the owner (FORCE ROW LEVEL SECURITY) is refused here, by
+        // PostgreSQL (42501), before anything is emptied, rather than
+        // leaving those rows without embeddings.
+        let _owner = AsRole::new(owner, true);
+        let _all_rows = RowSecurityOff::new();
+        run(&format!("SELECT FROM {rows} LIMIT 0"));
+    }
     // New names must be free (a relation keeping its name is not in the way).
     let moved = |from: &Option<Relation>, to: &Option<Relation>| match (from, to) {
         (Some(f), Some(t)) => f.schema != t.schema || f.name != t.name,
@@ -334,6 +370,9 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
     if !to_give.is_empty() || !to_take.is_empty() {
         catalog::lock_grants();
     }
+    // Decided as the caller: USAGE on a schema is given only where the
+    // caller could give it.
+    let given = decide_shared_grants(id, existing.source, &to_give);
     // Written now, so the DDL event triggers below compare the database
     // with the new config and the new UPDATE OF list.
     {
@@ -344,7 +383,6 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             catalog::forget_destination(id);
         }
     }
-    let owner = catalog::owner_of(existing.source);
     let q = qualified(&plan.queue.schema, &plan.queue.name);
     let fq = qualified(&plan.failed_queue.schema, &plan.failed_queue.name);
     let mut recorded_now = recorded_kept;
@@ -477,7 +515,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}, {fq} TO {r}"
             ));
         }
-        for (g, missing) in decide_shared_grants(id, existing.source, &to_give) {
+        for (g, missing) in given {
             if missing {
                 run(&g.grant_sql(&src));
             }
@@ -490,6 +528,7 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
             // like create's queueing. The failed queue's keys get a new
             // chance under the new config.
             let _owner = AsRole::new(owner, true);
+            let _all_rows = RowSecurityOff::new();
             let keys = p
                 .source
                 .primary_key
@@ -497,11 +536,6 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
                 .map(|k| quote_ident(k))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let rows = if p.source.partitioned {
-                src.clone()
-            } else {
-                format!("ONLY {src}")
-            };
             if clears && !rebuild {
                 if let Some(s) = &plan.store {
                     run(&format!("TRUNCATE {}", qualified(&s.schema, &s.name)));
@@ -519,15 +553,16 @@ fn apply(existing: &Existing, p: &Prepared, reembed: bool) {
 
 /// `migrate.plan_vectorizer(config)`: what `create_vectorizer(config)`
 /// (no vectorizer of its name yet) or `alter_vectorizer(name, config)`
-/// would do; changes nothing.
+/// would do; changes nothing. Takes the document's text, like create and
+/// alter (the jsonb form is in sql/call_forms.sql).
 #[pg_extern(
     volatile,
     parallel_unsafe,
     schema = "migrate",
     name = "plan_vectorizer"
 )]
-pub fn plan_vectorizer_config(
-    config: Option<JsonB>,
+pub fn plan_vectorizer_text(
+    config: Option<&str>,
 ) -> TableIterator<
     'static,
     (
@@ -538,7 +573,8 @@ pub fn plan_vectorizer_config(
         name!(queued_rows, i64),
     ),
 > {
-    let config = config.unwrap_or_else(|| not_null("config")).0;
+    let config = config.unwrap_or_else(|| not_null("config"));
+    let config = read_document(&jsonb_text(config), "the config is").or_raise();
     let parsed = Config::parse(&config).or_raise();
     let relid = catalog::resolve_source(&parsed.source);
     let caller_path = set_search_path("pg_catalog, pg_temp");
@@ -555,6 +591,7 @@ pub fn plan_vectorizer_config(
     .or_raise();
     let rows = match catalog::find(&named.name) {
         None => {
+            check_queue_place(&named.queue, None).or_raise();
             let queued = if parsed.enqueue_existing {
                 source_rows(relid, &source)
             } else {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::catalog::{extension_owner, relation_name};
 use crate::error::OrRaise;
-use crate::security::AsRole;
+use crate::security::{AsRole, RowSecurityOff};
 use crate::spi::{one, run, run_with};
 
 thread_local! {
@@ -270,8 +270,17 @@ fn _vectorizer_partitions() {
             )
         };
         let mut dropped = false;
-        for leaf in now.iter().filter(|l| !was.contains(l)) {
-            let Some(leaf) = text(*leaf) else { continue };
+        for &oid in now.iter().filter(|l| !was.contains(l)) {
+            let Some(leaf) = text(oid) else { continue };
+            // A table made in this transaction (CREATE TABLE … PARTITION
+            // OF) has no rows another transaction could have committed.
+            if !created_in_this_transaction(oid) {
+                crate::api::refuse_old_snapshot(
+                    "",
+                    &format!("cannot queue the rows of partition {leaf}"),
+                    "attach the partition in a READ COMMITTED transaction (the default)",
+                );
+            }
             {
                 let _ext = AsRole::new(extension_owner(), false);
                 run(&pgai_migrate_core::plan::partition_trigger_ddl(
@@ -279,6 +288,7 @@ fn _vectorizer_partitions() {
                 ));
             }
             let _owner = AsRole::new(owner, true);
+            let _all_rows = RowSecurityOff::new();
             run(&pgai_migrate_core::plan::queue_rows_sql(
                 queue, &leaf, &keys,
             ));
@@ -288,6 +298,7 @@ fn _vectorizer_partitions() {
                 Some(detached) => {
                     {
                         let _owner = AsRole::new(owner, true);
+                        let _all_rows = RowSecurityOff::new();
                         run(&pgai_migrate_core::plan::forget_rows_sql(
                             queue, store, &detached, &keys,
                         ));
@@ -304,7 +315,24 @@ fn _vectorizer_partitions() {
         if dropped {
             let sql = pgai_migrate_core::plan::trigger_statements(source, queue, store, &keys);
             let _owner = AsRole::new(owner, true);
+            let _all_rows = RowSecurityOff::new();
             run(&sql.orphans);
         }
+    }
+}
+
+/// Whether relation `relid` was created by the current transaction (the
+/// relcache knows: `rd_createSubid`).
+fn created_in_this_transaction(relid: pg_sys::Oid) -> bool {
+    // SAFETY: the relation exists (its name was just read); the reference
+    // taken is released before returning.
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(relid);
+        if rel.is_null() {
+            return false;
+        }
+        let created = (*rel).rd_createSubid != 0; // InvalidSubTransactionId
+        pg_sys::RelationClose(rel);
+        created
     }
 }

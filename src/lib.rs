@@ -59,6 +59,8 @@ extension_sql_file!(
         "helpers",
         api::create_vectorizer_labelled,
         api::drop_vectorizer_labelled,
+        change::alter_vectorizer_text,
+        change::plan_vectorizer_text,
         introspection::list_managed_tables,
         trigger::_vectorizer_trigger
     ]

@@ -52,3 +52,45 @@ pub fn current_user() -> (pg_sys::Oid, String) {
         (oid, name)
     }
 }
+
+/// `row_security = off` until dropped, at a GUC nest level of its own (as
+/// PostgreSQL sets a function's `SET` options). Statements that queue or
+/// forget keys read every row of the source as its owner: with row
+/// security off, a policy that would hide rows from the owner (FORCE ROW
+/// LEVEL SECURITY) makes PostgreSQL raise 42501 instead of silently
+/// leaving those rows out (never queued, or their embeddings deleted).
+pub struct RowSecurityOff {
+    nest_level: i32,
+}
+
+impl RowSecurityOff {
+    pub fn new() -> RowSecurityOff {
+        // SAFETY: a plain GUC assignment, undone by AtEOXact_GUC on drop,
+        // or by transaction abort on error.
+        unsafe {
+            let nest_level = pg_sys::NewGUCNestLevel();
+            pg_sys::set_config_option(
+                c"row_security".as_ptr(),
+                c"off".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            RowSecurityOff { nest_level }
+        }
+    }
+}
+
+impl Drop for RowSecurityOff {
+    fn drop(&mut self) {
+        // On an ERROR the (sub)transaction's abort pops the level.
+        if std::thread::panicking() {
+            return;
+        }
+        // SAFETY: pops exactly the nest level `new` pushed.
+        unsafe { pg_sys::AtEOXact_GUC(true, self.nest_level) }
+    }
+}

@@ -62,3 +62,16 @@ pub fn set_search_path(path: &str) -> String {
         })
         .unwrap_or_default()
 }
+
+/// The text of `text` read as jsonb and printed again: duplicate keys,
+/// syntax errors and number forms behave exactly as for a jsonb argument.
+/// The entry points take their document as text and parse it themselves,
+/// so a document too deep for the parser is a config error, not an
+/// internal one.
+pub fn jsonb_text(text: &str) -> String {
+    one(
+        "SELECT $1::pg_catalog.jsonb::pg_catalog.text",
+        &[text.into()],
+    )
+    .expect("not NULL")
+}

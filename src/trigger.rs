@@ -35,6 +35,7 @@
 //! row; every statement it runs is fully qualified.
 
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::num::NonZeroUsize;
@@ -119,16 +120,33 @@ impl Drop for Vectorizer {
 /// statement-level trigger: `ncols` datums per key (by-reference values
 /// copied into TopTransactionContext), each with the subtransaction that
 /// collected it, distinct by binary image.
-#[derive(Default)]
 struct KeySet {
     datums: Vec<pg_sys::Datum>,
     subids: Vec<pg_sys::SubTransactionId>,
-    seen: HashSet<Image, Fast>,
+    seen: HashSet<Image, RandomState>,
 }
 
-/// A multiply-rotate hasher for the per-row look-ups (ids, OIDs, key
-/// images): nothing here is keyed by data an attacker could choose to
-/// collide except key images, and a collision only costs a comparison.
+impl Default for KeySet {
+    fn default() -> KeySet {
+        KeySet {
+            datums: Vec::new(),
+            subids: Vec::new(),
+            seen: HashSet::with_hasher(KEY_HASH.with(RandomState::clone)),
+        }
+    }
+}
+
+thread_local! {
+    /// The keyed hash (SipHash, random keys drawn once per backend) of the
+    /// key images: the keys are whatever the statement writes, so they must
+    /// not be able to collide by construction (multiples of 2^32 all fall
+    /// in one bucket of the cheap hasher below, and a statement's
+    /// collection turns quadratic).
+    static KEY_HASH: RandomState = RandomState::new();
+}
+
+/// A multiply-rotate hasher for the per-row look-ups of ids and OIDs,
+/// which no writer chooses.
 #[derive(Default, Clone, Copy)]
 struct Fast;
 
@@ -438,6 +456,10 @@ pub fn _vectorizer_trigger<'a>(
         // (a schema-only restore before its data); nothing to maintain.
         return Ok(None);
     };
+    // After-row triggers of a big statement all fire at its end, in one
+    // loop that does not look for interrupts: look here, so that
+    // statement_timeout and cancels still reach a long statement.
+    pgrx::check_for_interrupts!();
     let v = &firing.vectorizer;
     if !row_level && !truncate {
         // The statement-level trigger: write what the rows collected.
@@ -534,10 +556,12 @@ pub fn _vectorizer_trigger<'a>(
         PgTriggerOperation::Truncate => {
             // The source itself: empty everything. One partition: forget
             // the keys that no longer hold a row.
-            let statement = if relid == v.source {
-                &v.truncate
+            let (statement, _all_rows) = if relid == v.source {
+                (&v.truncate, None)
             } else {
-                &v.orphans
+                // Reads the source: a policy hiding rows from the owner
+                // must be an error, not a reason to delete their keys.
+                (&v.orphans, Some(crate::security::RowSecurityOff::new()))
             };
             // SAFETY: a NUL-terminated statement, inside the connection.
             let rc = unsafe { pg_sys::SPI_exec(statement.as_ptr(), 0) };

@@ -198,6 +198,18 @@ fn drop_vectorizer_by_name() {
     replaced("migrate.drop_vectorizer(text, boolean, boolean)")
 }
 
+/// 0.3.0's `migrate.alter_vectorizer(name text, changes jsonb, reembed bool, label text)`.
+#[pg_extern(sql = false)]
+fn alter_vectorizer_named() -> i32 {
+    replaced("migrate.alter_vectorizer(text, jsonb, boolean, text)")
+}
+
+/// 0.3.0's `migrate.plan_vectorizer(config jsonb)`.
+#[pg_extern(sql = false)]
+fn plan_vectorizer_config() -> i32 {
+    replaced("migrate.plan_vectorizer(jsonb)")
+}
+
 /// Multi-row statements write the queue once per statement (see
 /// src/trigger.rs): each existing vectorizer gains its statement-level
 /// trigger, `<row trigger>_stmt`, with the `UPDATE OF` list of its

@@ -88,12 +88,12 @@ def test_rename_vectorizer_and_its_objects_in_place(blog):
     alter(blog, {"name": "posts_v", "destination": {"destination": "post_emb", "target_schema": "s2"}}) if False else None
     blog.execute("CREATE SCHEMA s2")
     alter(blog, {"name": "posts_v", "destination": {"destination": "post_emb", "view_schema": "s2"},
-                 "queue_table": "posts_q"})
+                 "queue_schema": "s2", "queue_table": "posts_q"})
     assert config_of(blog) is None
     rows = blog.execute("SELECT kind, schema_name, table_name FROM migrate.managed_tables() ORDER BY 1").fetchall()
     assert rows == [
-        ("failed_queue", "migrate", "_vectorizer_q_failed_1"),
-        ("queue", "migrate", "posts_q"),
+        ("failed_queue", "s2", "_vectorizer_q_failed_1"),
+        ("queue", "s2", "posts_q"),
         ("store", "public", "post_emb_store"),
         ("view", "s2", "post_emb"),
     ]
@@ -311,7 +311,7 @@ CHANGES = [
     {"embedding": {"dimensions": 512}},
     {"parsing": "none"},
     {"destination": {"destination": "renamed"}},
-    {"queue_table": "renamed_q"},
+    {"queue_schema": "public", "queue_table": "renamed_q"},
     {"name": "renamed_v"},
 ]
 

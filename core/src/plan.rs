@@ -196,6 +196,76 @@ pub fn revoke_kept_sql(
     out
 }
 
+/// How deep an evaluated config may nest. The catalog is read back with
+/// the config wrapped in a few more levels (a row, a list of rows), and
+/// every read must stay within what the JSON reader takes
+/// ([`crate::config::MAX_DEPTH`]); so a config that could be stored but
+/// never read again (not even to drop it) is refused here.
+pub const STORED_MAX_DEPTH: usize = 100;
+
+/// The path of the first value nested deeper than [`STORED_MAX_DEPTH`]
+/// (`level` is the depth of `v`'s own container, 1 for the config).
+fn too_deep(v: &Value, path: &str, level: usize) -> Option<String> {
+    let children: Vec<(String, &Value)> = match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, c)| (crate::json::join(path, k), c))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{path}[{i}]"), c))
+            .collect(),
+        _ => return None,
+    };
+    if level > STORED_MAX_DEPTH {
+        return Some(path.to_string());
+    }
+    children
+        .into_iter()
+        .find_map(|(p, c)| too_deep(c, &p, level + 1))
+}
+
+/// The name of vectorizer `id`'s queue when the config names none.
+pub fn default_queue_name(id: i32) -> String {
+    format!("_vectorizer_q_{id}")
+}
+
+/// Schema `migrate` holds only the extension's own names: a queue there
+/// has its default name, `_vectorizer_q_<id>`, so no role can take a name
+/// that a later version of the extension creates. `id` is None where the
+/// id is not known yet (a plan for a create): any default name passes.
+pub fn check_queue_place(queue: &Relation, id: Option<i32>) -> Result<()> {
+    if queue.schema != EXTENSION_SCHEMA {
+        return Ok(());
+    }
+    let fits = match id {
+        Some(id) => queue.name == default_queue_name(id),
+        None => queue
+            .name
+            .strip_prefix("_vectorizer_q_")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+    };
+    if fits {
+        return Ok(());
+    }
+    let expected = match id {
+        Some(id) => default_queue_name(id),
+        None => "_vectorizer_q_<id>".to_string(),
+    };
+    Err(ConfigError::invalid(
+        "queue_table",
+        format!(
+            "expected the default name \"{expected}\" in schema \"{EXTENSION_SCHEMA}\", got \"{}\"",
+            queue.name
+        ),
+    )
+    .with_detail(format!(
+        "Schema {EXTENSION_SCHEMA} holds only the extension's own objects."
+    ))
+    .with_hint("leave out queue_table, or put the queue in a schema of your own with queue_schema"))
+}
+
 /// Everything the plan needs besides the config.
 pub struct Context<'a> {
     pub source: &'a SourceTable,
@@ -226,7 +296,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         name: config
             .queue_table
             .clone()
-            .unwrap_or_else(|| format!("_vectorizer_q_{}", ctx.id)),
+            .unwrap_or_else(|| default_queue_name(ctx.id)),
     };
     let failed_queue = Relation {
         path: "queue_table".into(),
@@ -504,10 +574,17 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     cfg.insert("queue_schema".into(), json!(queue.schema));
     cfg.insert("queue_table".into(), json!(queue.name));
     cfg.insert("grant_to".into(), json!(config.grant_to));
+    let cfg = Value::Object(cfg);
+    if let Some(path) = too_deep(&cfg, "", 1) {
+        return Err(ConfigError::invalid(
+            path,
+            format!("the config is nested more than {STORED_MAX_DEPTH} levels deep here"),
+        ));
+    }
 
     Ok(Plan {
         name,
-        config: Value::Object(cfg),
+        config: cfg,
         queue,
         failed_queue,
         store,

@@ -36,18 +36,24 @@ pub struct Config {
 /// recurses (serde_json's own limit).
 pub const MAX_DEPTH: usize = 128;
 
+/// The JSON value of a jsonb argument's text; a document nested more than
+/// [`MAX_DEPTH`] levels is a config error, whichever function it was given
+/// to. `subject` starts the message: "the config is", "the changes are".
+pub fn read_document(text: &str, subject: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        let why = if e.to_string().starts_with("recursion limit exceeded") {
+            format!("{subject} nested more than {MAX_DEPTH} levels deep")
+        } else {
+            format!("{subject} not readable JSON: {e}")
+        };
+        ConfigError::invalid("", why)
+    })
+}
+
 impl Config {
     /// Parse the text of a jsonb value.
     pub fn parse_text(text: &str) -> Result<Config> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            let why = if e.to_string().starts_with("recursion limit exceeded") {
-                format!("the config is nested more than {MAX_DEPTH} levels deep")
-            } else {
-                format!("the config could not be read: {e}")
-            };
-            ConfigError::invalid("", why)
-        })?;
-        Config::parse(&value)
+        Config::parse(&read_document(text, "the config is")?)
     }
 
     pub fn parse(value: &Value) -> Result<Config> {

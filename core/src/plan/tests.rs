@@ -408,3 +408,55 @@ fn each_leaf_partition_gets_a_truncate_trigger() {
     );
     assert_eq!(t.orphans, "WITH gone AS (DELETE FROM \"public\".\"s\" t WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE t.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")) DELETE FROM \"migrate\".\"q\" q WHERE NOT EXISTS (SELECT FROM \"public\".\"blog\" s WHERE q.\"id\" OPERATOR(\"pg_catalog\".=) s.\"id\")");
 }
+
+#[test]
+fn a_queue_in_schema_migrate_keeps_its_default_name() {
+    use super::{check_queue_place, Relation};
+    let q = |schema: &str, name: &str| Relation {
+        path: "queue_table".into(),
+        schema: schema.into(),
+        name: name.into(),
+    };
+    assert!(check_queue_place(&q("migrate", "_vectorizer_q_7"), Some(7)).is_ok());
+    assert!(check_queue_place(&q("migrate", "_vectorizer_q_7"), None).is_ok());
+    assert!(check_queue_place(&q("public", "_vectorizer_disabled"), Some(7)).is_ok());
+    let e = check_queue_place(&q("migrate", "_vectorizer_disabled"), Some(7)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidConfig);
+    assert_eq!(
+        e.to_string(),
+        "queue_table: expected the default name \"_vectorizer_q_7\" in schema \"migrate\", got \"_vectorizer_disabled\""
+    );
+    assert!(check_queue_place(&q("migrate", "_vectorizer_q_8"), Some(7)).is_err());
+    for name in ["_vectorizer_q_", "_vectorizer_q_1x", "_vectorizer_q_failed_1"] {
+        assert!(check_queue_place(&q("migrate", name), None).is_err(), "{name}");
+    }
+}
+
+#[test]
+fn a_config_too_deep_to_read_back_is_refused() {
+    let nested = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = json!([v]);
+        }
+        v
+    };
+    let ollama = |depth: usize| {
+        patch(
+            blog(),
+            "/embedding",
+            json!({"implementation": "ollama", "model": "m", "dimensions": 3, "options": {"o": nested(depth)}}),
+        )
+    };
+    // config, embedding, options, then the arrays: 3 + depth levels.
+    assert!(plan(ollama(97)).is_ok());
+    let e = plan(ollama(98)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidConfig);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "embedding.options.o{}: the config is nested more than 100 levels deep here",
+            "[0]".repeat(97)
+        )
+    );
+}
