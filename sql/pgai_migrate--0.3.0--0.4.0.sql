@@ -5,23 +5,37 @@
 
 -- The worker's entry points (src/worker_api.rs): the worker claims, reads,
 -- stores and re-queues through these, which run its statements as the
--- source's owner, security-restricted, with row_security off.
-CREATE FUNCTION migrate.worker_claim(vectorizer_id int4, max_keys int4, after jsonb DEFAULT NULL) RETURNS jsonb
+-- source's owner, security-restricted, with row_security off. The C
+-- functions take and return the documents as text (read in SQL, so a
+-- too-deep one is never an internal error); the jsonb forms wrap them.
+CREATE FUNCTION migrate.worker_claim(vectorizer_id int4, max_keys int4, after text) RETURNS text
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_claim_wrapper';
-CREATE FUNCTION migrate.worker_read(vectorizer_id int4, keys jsonb) RETURNS jsonb
+CREATE FUNCTION migrate.worker_claim(vectorizer_id int4, max_keys int4, after jsonb DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate.worker_claim(vectorizer_id, max_keys, after::pg_catalog.text)::pg_catalog.jsonb $$;
+CREATE FUNCTION migrate.worker_read(vectorizer_id int4, keys text) RETURNS text
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_read_wrapper';
-CREATE FUNCTION migrate.worker_store(vectorizer_id int4, keys jsonb, rows jsonb) RETURNS void
+CREATE FUNCTION migrate.worker_read(vectorizer_id int4, keys jsonb) RETURNS jsonb
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate.worker_read(vectorizer_id, keys::pg_catalog.text)::pg_catalog.jsonb $$;
+CREATE FUNCTION migrate.worker_store(vectorizer_id int4, keys text, rows text) RETURNS void
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_store_wrapper';
-CREATE FUNCTION migrate.worker_retry(vectorizer_id int4, requeue jsonb, failed jsonb) RETURNS void
+CREATE FUNCTION migrate.worker_store(vectorizer_id int4, keys jsonb, rows jsonb) RETURNS void
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate.worker_store(vectorizer_id, keys::pg_catalog.text, rows::pg_catalog.text) $$;
+CREATE FUNCTION migrate.worker_retry(vectorizer_id int4, requeue text, failed text) RETURNS void
 VOLATILE PARALLEL UNSAFE
 SET row_security = off SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'worker_retry_wrapper';
+CREATE FUNCTION migrate.worker_retry(vectorizer_id int4, requeue jsonb, failed jsonb) RETURNS void
+LANGUAGE sql VOLATILE
+AS $$ SELECT migrate.worker_retry(vectorizer_id, requeue::pg_catalog.text, failed::pg_catalog.text) $$;
 
 -- Deep JSON: alter_vectorizer and plan_vectorizer read their document's
 -- text in Rust (new C symbols, so 0.3.0's SQL bound to this library finds

@@ -397,8 +397,8 @@ impl Worker {
         ))?;
         let size = pipeline.batch_size.clamp(1, i32::MAX as i64) as i32;
         let claimed: Value = match self.cursors.get(&id) {
-            None => tx.query_one("SELECT migrate.worker_claim($1, $2, NULL)", &[&id, &size])?,
-            Some(after) => tx.query_one("SELECT migrate.worker_claim($1, $2, $3)", &[&id, &size, after])?,
+            None => tx.query_one("SELECT migrate.worker_claim($1::int4, $2::int4, NULL::jsonb)", &[&id, &size])?,
+            Some(after) => tx.query_one("SELECT migrate.worker_claim($1::int4, $2::int4, $3::jsonb)", &[&id, &size, after])?,
         }
         .get(0);
         let claimed: Vec<Map<String, Value>> = objects(claimed);
@@ -437,7 +437,7 @@ impl Worker {
                 .map(|k| Value::Object(key_object(k, &v.pk)))
                 .collect(),
         );
-        let rows: Value = tx.query_one("SELECT migrate.worker_read($1, $2)", &[&id, &keys])?.get(0);
+        let rows: Value = tx.query_one("SELECT migrate.worker_read($1::int4, $2::jsonb)", &[&id, &keys])?.get(0);
         let rows: HashMap<String, Map<String, Value>> = objects(rows)
             .into_iter()
             .map(|o| (key_of(&o, &v.pk), o))
@@ -532,7 +532,7 @@ impl Worker {
             let keys = Value::Array(w.iter().map(|(k, _)| k.clone()).collect());
             let rows = Value::Array(w.iter().flat_map(|(_, r)| r.iter().cloned()).collect());
             let mut sp = tx.transaction()?;
-            sp.execute("SELECT migrate.worker_store($1, $2, $3)", &[&id, &keys, &rows])?;
+            sp.execute("SELECT migrate.worker_store($1::int4, $2::jsonb, $3::jsonb)", &[&id, &keys, &rows])?;
             sp.commit()
         };
         if !writes.is_empty() {
@@ -586,7 +586,7 @@ impl Worker {
         }
         if !requeue.is_empty() || !failed.is_empty() {
             tx.execute(
-                "SELECT migrate.worker_retry($1, $2, $3)",
+                "SELECT migrate.worker_retry($1::int4, $2::jsonb, $3::jsonb)",
                 &[&id, &Value::Array(requeue), &Value::Array(failed)],
             )?;
         }

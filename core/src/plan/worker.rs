@@ -13,6 +13,10 @@
 use crate::ident::quote_ident;
 use crate::source::KeyColumn;
 
+/// The documents travel as text (the functions read them in SQL, so a
+/// too-deep one is PostgreSQL's own error, never a parse in Rust).
+const J1: &str = "$1::pg_catalog.jsonb";
+
 /// Where a vectorizer's embeddings go.
 pub enum Target<'a> {
     /// A store table `(key…, chunk_seq, chunk, embedding)`.
@@ -24,11 +28,11 @@ pub enum Target<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerStatements {
     /// `$1` the number of keys: claims the first claimable keys in key
-    /// order; one value, a jsonb array of the claimed queue rows.
+    /// order; one value, a jsonb array (as text) of the claimed queue rows.
     pub claim: String,
     /// The same after a cursor (`$2`, a key as jsonb).
     pub claim_after: String,
-    /// `$1` keys: a jsonb array of the source rows that hold them.
+    /// `$1` keys: a jsonb array (as text) of the source rows that hold them.
     pub read: String,
     /// `$1` keys: forget the keys' stored chunks (store targets only).
     pub forget: Option<String>,
@@ -76,26 +80,26 @@ pub fn worker_statements(
                WHERE (loading_retry_after IS NULL OR loading_retry_after OPERATOR(pg_catalog.<=) pg_catalog.now()){after} \
                ORDER BY {cols} LIMIT $1 FOR UPDATE SKIP LOCKED) c \
              WHERE {} RETURNING pg_catalog.to_jsonb(q) AS r) \
-             SELECT COALESCE(pg_catalog.jsonb_agg(claimed.r), '[]'::pg_catalog.jsonb) FROM claimed",
+             SELECT COALESCE(pg_catalog.jsonb_agg(claimed.r), '[]'::pg_catalog.jsonb)::pg_catalog.text FROM claimed",
             matches("q", "c")
         )
     };
     let cursor = keys
         .iter()
-        .map(|c| format!("(pg_catalog.jsonb_populate_record(NULL::{queue}, $2)).{}", quote_ident(&c.name)))
+        .map(|c| format!("(pg_catalog.jsonb_populate_record(NULL::{queue}, $2::pg_catalog.jsonb)).{}", quote_ident(&c.name)))
         .collect::<Vec<_>>()
         .join(", ");
     let (forget, write) = match target {
         Target::Store(store) => (
             Some(format!(
                 "DELETE FROM {store} t USING {} k WHERE {}",
-                rows("$1", queue),
+                rows(J1, queue),
                 matches("t", "k")
             )),
             format!(
                 "INSERT INTO {store} ({cols}, chunk_seq, chunk, embedding) \
                  SELECT {cols}, chunk_seq, chunk, embedding FROM {}",
-                rows("$1", store)
+                rows(J1, store)
             ),
         ),
         Target::Column { name, type_sql } => (
@@ -103,7 +107,7 @@ pub fn worker_statements(
             format!(
                 "UPDATE {source} s SET {c} = (x.e OPERATOR(pg_catalog.->>) 'embedding')::{type_sql} \
                  FROM (SELECT pg_catalog.jsonb_populate_record(NULL::{queue}, e) AS k, e \
-                       FROM pg_catalog.jsonb_array_elements($1) e) x \
+                       FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) e) x \
                  WHERE {}",
                 matches("s", "(x.k)"),
                 c = quote_ident(name),
@@ -111,15 +115,15 @@ pub fn worker_statements(
         ),
     };
     let elements = format!(
-        "(SELECT pg_catalog.jsonb_populate_record(NULL::{queue}, e) AS r, e FROM pg_catalog.jsonb_array_elements($1) e) x"
+        "(SELECT pg_catalog.jsonb_populate_record(NULL::{queue}, e) AS r, e FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) e) x"
     );
     let r_cols = list("(x.r).");
     WorkerStatements {
         claim: claim(""),
         claim_after: claim(&format!(" AND ({cols}) > ({cursor})")),
         read: format!(
-            "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)), '[]'::pg_catalog.jsonb) FROM {source} s, {} k WHERE {}",
-            rows("$1", queue),
+            "SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)), '[]'::pg_catalog.jsonb)::pg_catalog.text FROM {source} s, {} k WHERE {}",
+            rows(J1, queue),
             matches("s", "k")
         ),
         forget,
