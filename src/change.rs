@@ -15,7 +15,9 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-use crate::api::{check_schema, decide_shared_grants, live_role, refuse_old_snapshot, revoke_recorded};
+use crate::api::{
+    check_schema, decide_shared_grants, live_role, refuse_old_snapshot, revoke_recorded,
+};
 use crate::catalog::{self, Existing};
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
 use crate::security::{current_user, AsRole, RowSecurityOff};
@@ -70,7 +72,12 @@ fn prepare(existing: &Existing, changes: &Value, source_given: Option<pg_sys::Oi
         existing.row["queue_schema"].as_str(),
         existing.row["queue_table"].as_str(),
     );
-    if queue_now != (Some(plan.queue.schema.as_str()), Some(plan.queue.name.as_str())) {
+    if queue_now
+        != (
+            Some(plan.queue.schema.as_str()),
+            Some(plan.queue.name.as_str()),
+        )
+    {
         check_queue_place(&plan.queue, Some(existing.id)).or_raise();
     }
     let changes = change::diff(&existing.config, &plan.config);
@@ -137,7 +144,12 @@ pub fn alter_vectorizer_text(
     let caller_path = set_search_path("pg_catalog, pg_temp");
     // Both names at once (a rename's new one too), sorted: see lock_names.
     let mut names = vec![name.to_string()];
-    names.extend(changes.get("name").and_then(Value::as_str).map(String::from));
+    names.extend(
+        changes
+            .get("name")
+            .and_then(Value::as_str)
+            .map(String::from),
+    );
     catalog::lock_names(&names);
     let existing = catalog::find(name).unwrap_or_else(|| unknown_vectorizer(name));
     if catalog::owns_relation(existing.source) != Some(true) {

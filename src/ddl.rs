@@ -69,7 +69,12 @@ fn _vectorizer_sync(relids: Option<Vec<pg_sys::Oid>>) {
         };
         let relids = &row["relids"];
         let objects: Vec<pg_sys::Oid> = (0..4).filter_map(|i| oid(&relids[i])).collect();
-        follow_owner(source, &objects, touched.as_deref(), row["name"].as_str().unwrap_or_default());
+        follow_owner(
+            source,
+            &objects,
+            touched.as_deref(),
+            row["name"].as_str().unwrap_or_default(),
+        );
         let mut rel = |i: usize| oid(&relids[i]).and_then(|o| relation_name(o, &mut schemas));
         let (Some(queue), Some(failed_queue)) = (rel(0), rel(1)) else {
             continue;
@@ -176,7 +181,12 @@ thread_local! {
 /// may read the embeddings. So after `ALTER TABLE source OWNER TO …` they
 /// move to the new owner (grants move with them, and the old owner keeps
 /// nothing); an owner change of one of them alone is refused.
-fn follow_owner(source: pg_sys::Oid, objects: &[pg_sys::Oid], touched: Option<&[pg_sys::Oid]>, name: &str) {
+fn follow_owner(
+    source: pg_sys::Oid,
+    objects: &[pg_sys::Oid],
+    touched: Option<&[pg_sys::Oid]>,
+    name: &str,
+) {
     let differ: Option<JsonB> = one(
         "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.oid::pg_catalog.regclass::pg_catalog.text,
                     c.relkind OPERATOR(pg_catalog.=) 'v', pg_catalog.pg_get_userbyid(s.relowner)) ORDER BY c.oid)
@@ -200,9 +210,16 @@ fn follow_owner(source: pg_sys::Oid, objects: &[pg_sys::Oid], touched: Option<&[
     }
     let _elevated = AsRole::new(extension_owner(), false);
     for d in &differ {
-        let (rel, view, owner) = (d[0].as_str().unwrap_or_default(), d[1].as_bool() == Some(true), d[2].as_str().unwrap_or_default());
+        let (rel, view, owner) = (
+            d[0].as_str().unwrap_or_default(),
+            d[1].as_bool() == Some(true),
+            d[2].as_str().unwrap_or_default(),
+        );
         let kind = if view { "VIEW" } else { "TABLE" };
-        run(&format!("ALTER {kind} {rel} OWNER TO {}", pgai_migrate_core::ident::quote_ident(owner)));
+        run(&format!(
+            "ALTER {kind} {rel} OWNER TO {}",
+            pgai_migrate_core::ident::quote_ident(owner)
+        ));
     }
 }
 

@@ -145,7 +145,10 @@ fn load(id: i32) -> Served {
     let column_type = row["column_type"].as_str().map(String::from);
     let target = match (&store, &column, &column_type) {
         (Some(store), _, _) => Target::Store(store),
-        (None, Some(c), Some(t)) => Target::Column { name: c, type_sql: t },
+        (None, Some(c), Some(t)) => Target::Column {
+            name: c,
+            type_sql: t,
+        },
         (None, Some(c), None) => raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
             format!("the source of vectorizer {name:?} has no column {c:?}"),
@@ -186,7 +189,10 @@ impl Served {
         };
         if granted != Some(true) {
             let (_, role) = crate::security::current_user();
-            let what: Option<String> = one("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[relid.into()]);
+            let what: Option<String> = one(
+                "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+                &[relid.into()],
+            );
             raise(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(

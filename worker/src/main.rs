@@ -56,7 +56,11 @@ enum Command {
         /// official ones, optionally with the environment variable whose
         /// value is sent to it as the API key: URL or URL=VARIABLE.
         /// Repeatable; PGAI_MIGRATE_ENDPOINTS holds a comma-separated list.
-        #[arg(long = "endpoint", env = "PGAI_MIGRATE_ENDPOINTS", value_delimiter = ',')]
+        #[arg(
+            long = "endpoint",
+            env = "PGAI_MIGRATE_ENDPOINTS",
+            value_delimiter = ','
+        )]
         endpoints: Vec<String>,
         /// Seconds a batch's statement waits for a lock before the
         /// vectorizer is skipped and retried later (lock_timeout).
@@ -92,7 +96,11 @@ enum Command {
         #[arg(long)]
         jsonl: bool,
         /// As for `run`: endpoints allowed besides the official ones.
-        #[arg(long = "endpoint", env = "PGAI_MIGRATE_ENDPOINTS", value_delimiter = ',')]
+        #[arg(
+            long = "endpoint",
+            env = "PGAI_MIGRATE_ENDPOINTS",
+            value_delimiter = ','
+        )]
         endpoints: Vec<String>,
         texts: Vec<String>,
     },
@@ -151,10 +159,17 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), 
 }
 
 fn policy(endpoints: &[String]) -> Result<embed::Policy, String> {
-    embed::Policy::new(endpoints, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    embed::Policy::new(endpoints, |k| {
+        std::env::var(k).ok().filter(|v| !v.is_empty())
+    })
 }
 
-fn embed_cmd(cfg: &str, jsonl: bool, endpoints: &[String], mut texts: Vec<String>) -> Result<(), String> {
+fn embed_cmd(
+    cfg: &str,
+    jsonl: bool,
+    endpoints: &[String],
+    mut texts: Vec<String>,
+) -> Result<(), String> {
     let policy = policy(endpoints)?;
     let pipeline = parse_config(cfg)?;
     let embedding = pipeline.embedding.ok_or("--config has no embedding")?;

@@ -268,10 +268,16 @@ impl Worker {
                             let (msg, step) = match e {
                                 BatchError::Db(e) if self.client.is_closed() => return Err(e),
                                 BatchError::Db(e) => (
-                                    format!("vectorizer {}: batch rolled back: {}", v.name, db_error_text(&e)),
+                                    format!(
+                                        "vectorizer {}: batch rolled back: {}",
+                                        v.name,
+                                        db_error_text(&e)
+                                    ),
                                     "batch",
                                 ),
-                                BatchError::Config(m) => (format!("vectorizer {}: {m}", v.name), "config"),
+                                BatchError::Config(m) => {
+                                    (format!("vectorizer {}: {m}", v.name), "config")
+                                }
                             };
                             clean = false;
                             self.log(&msg);
@@ -334,7 +340,14 @@ impl Worker {
             Ok(p) => Prepared::new(p, v.loading_is_bytea),
             Err(_) => Prepared::new(&Pipeline::placeholder(), false),
         };
-        self.active.insert(v.id, Active { v, prepared, pipeline });
+        self.active.insert(
+            v.id,
+            Active {
+                v,
+                prepared,
+                pipeline,
+            },
+        );
     }
 
     /// Whether the extension has the entry points this worker calls (0.4.0).
@@ -386,7 +399,10 @@ impl Worker {
         let Some(a) = self.active.get(&id) else {
             return Ok(BatchStats::default());
         };
-        let pipeline = a.pipeline.as_ref().map_err(|e| BatchError::Config(e.clone()))?;
+        let pipeline = a
+            .pipeline
+            .as_ref()
+            .map_err(|e| BatchError::Config(e.clone()))?;
         let v = &a.v;
         let mut stats = BatchStats::default();
         let mut tx = self.client.transaction()?;
@@ -397,8 +413,14 @@ impl Worker {
         ))?;
         let size = pipeline.batch_size.clamp(1, i32::MAX as i64) as i32;
         let claimed: Value = match self.cursors.get(&id) {
-            None => tx.query_one("SELECT migrate.worker_claim($1::int4, $2::int4, NULL::jsonb)", &[&id, &size])?,
-            Some(after) => tx.query_one("SELECT migrate.worker_claim($1::int4, $2::int4, $3::jsonb)", &[&id, &size, after])?,
+            None => tx.query_one(
+                "SELECT migrate.worker_claim($1::int4, $2::int4, NULL::jsonb)",
+                &[&id, &size],
+            )?,
+            Some(after) => tx.query_one(
+                "SELECT migrate.worker_claim($1::int4, $2::int4, $3::jsonb)",
+                &[&id, &size, after],
+            )?,
         }
         .get(0);
         let claimed: Vec<Map<String, Value>> = objects(claimed);
@@ -437,7 +459,12 @@ impl Worker {
                 .map(|k| Value::Object(key_object(k, &v.pk)))
                 .collect(),
         );
-        let rows: Value = tx.query_one("SELECT migrate.worker_read($1::int4, $2::jsonb)", &[&id, &keys])?.get(0);
+        let rows: Value = tx
+            .query_one(
+                "SELECT migrate.worker_read($1::int4, $2::jsonb)",
+                &[&id, &keys],
+            )?
+            .get(0);
         let rows: HashMap<String, Map<String, Value>> = objects(rows)
             .into_iter()
             .map(|o| (key_of(&o, &v.pk), o))
@@ -496,7 +523,9 @@ impl Worker {
             for (seq, chunk) in chunks.iter().enumerate() {
                 let Some(vector) = vec_iter.next() else { break };
                 if let Some(msg) = invalid_vector(&vector) {
-                    bad.get_or_insert_with(|| Failure::new("embedding", format!("chunk {seq}: {msg}")));
+                    bad.get_or_insert_with(|| {
+                        Failure::new("embedding", format!("chunk {seq}: {msg}"))
+                    });
                     continue;
                 }
                 stats.chunks += 1;
@@ -528,11 +557,16 @@ impl Worker {
         // constraint, a trigger of the owner's), key by key, so the others
         // are stored. A timeout is the vectorizer's, not a key's: the
         // batch rolls back.
-        let store = |tx: &mut postgres::Transaction<'_>, w: &[&(Value, Vec<Value>)]| -> Result<(), postgres::Error> {
+        let store = |tx: &mut postgres::Transaction<'_>,
+                     w: &[&(Value, Vec<Value>)]|
+         -> Result<(), postgres::Error> {
             let keys = Value::Array(w.iter().map(|(k, _)| k.clone()).collect());
             let rows = Value::Array(w.iter().flat_map(|(_, r)| r.iter().cloned()).collect());
             let mut sp = tx.transaction()?;
-            sp.execute("SELECT migrate.worker_store($1::int4, $2::jsonb, $3::jsonb)", &[&id, &keys, &rows])?;
+            sp.execute(
+                "SELECT migrate.worker_store($1::int4, $2::jsonb, $3::jsonb)",
+                &[&id, &keys, &rows],
+            )?;
             sp.commit()
         };
         if !writes.is_empty() {
@@ -566,7 +600,11 @@ impl Worker {
         for (i, f) in failures {
             stats.failed += 1;
             let k = &claimed[i];
-            let retries = k.get("loading_retries").and_then(Value::as_i64).unwrap_or(0) + 1;
+            let retries = k
+                .get("loading_retries")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
             let mut r = k.clone();
             let moved = retries > max_retries;
             if moved {
@@ -658,7 +696,8 @@ fn invalid_vector(v: &[f32]) -> Option<String> {
 /// lock_timeout (55P03) or statement_timeout (57014).
 fn is_timeout(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| {
-        *c == postgres::error::SqlState::LOCK_NOT_AVAILABLE || *c == postgres::error::SqlState::QUERY_CANCELED
+        *c == postgres::error::SqlState::LOCK_NOT_AVAILABLE
+            || *c == postgres::error::SqlState::QUERY_CANCELED
     })
 }
 
@@ -747,7 +786,9 @@ mod tests {
 
     #[test]
     fn vectors_pgvector_would_refuse_fail_their_key() {
-        assert!(invalid_vector(&[0.5, f32::INFINITY]).unwrap().contains("dimension 1"));
+        assert!(invalid_vector(&[0.5, f32::INFINITY])
+            .unwrap()
+            .contains("dimension 1"));
         assert!(invalid_vector(&[f32::NAN]).is_some());
         assert!(invalid_vector(&[]).is_some());
         assert!(invalid_vector(&[0.0, -1.0]).is_none());

@@ -433,10 +433,17 @@ fn unknown_keys_come_with_a_hint_listing_valid_ones() {
 
 #[test]
 fn deep_changes_are_a_config_error() {
-    let deep = format!("{{\"processing\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+    let deep = format!(
+        "{{\"processing\": {}1{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     let e = crate::config::read_document(&deep, "the changes are").unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidConfig);
-    assert_eq!(e.to_string(), "the changes are nested more than 128 levels deep");
+    assert_eq!(
+        e.to_string(),
+        "the changes are nested more than 128 levels deep"
+    );
     let shallow = crate::config::read_document("{\"a\": [[1]]}", "the changes are").unwrap();
     assert_eq!(shallow, json!({"a": [[1]]}));
 }

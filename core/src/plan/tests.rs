@@ -427,8 +427,15 @@ fn a_queue_in_schema_migrate_keeps_its_default_name() {
         "queue_table: expected the default name \"_vectorizer_q_7\" in schema \"migrate\", got \"_vectorizer_disabled\""
     );
     assert!(check_queue_place(&q("migrate", "_vectorizer_q_8"), Some(7)).is_err());
-    for name in ["_vectorizer_q_", "_vectorizer_q_1x", "_vectorizer_q_failed_1"] {
-        assert!(check_queue_place(&q("migrate", name), None).is_err(), "{name}");
+    for name in [
+        "_vectorizer_q_",
+        "_vectorizer_q_1x",
+        "_vectorizer_q_failed_1",
+    ] {
+        assert!(
+            check_queue_place(&q("migrate", name), None).is_err(),
+            "{name}"
+        );
     }
 }
 

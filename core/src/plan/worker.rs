@@ -69,7 +69,8 @@ pub fn worker_statements(
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    let rows = |param: &str, ty: &str| format!("pg_catalog.jsonb_populate_recordset(NULL::{ty}, {param})");
+    let rows =
+        |param: &str, ty: &str| format!("pg_catalog.jsonb_populate_recordset(NULL::{ty}, {param})");
     // Key order along the queue's primary key, resuming after the last key
     // claimed: each claim reads about one batch of the index however long
     // the queue. Row comparison `>` resolves in pg_catalog (the caller's
@@ -86,7 +87,12 @@ pub fn worker_statements(
     };
     let cursor = keys
         .iter()
-        .map(|c| format!("(pg_catalog.jsonb_populate_record(NULL::{queue}, $2::pg_catalog.jsonb)).{}", quote_ident(&c.name)))
+        .map(|c| {
+            format!(
+                "(pg_catalog.jsonb_populate_record(NULL::{queue}, $2::pg_catalog.jsonb)).{}",
+                quote_ident(&c.name)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let (forget, write) = match target {
@@ -175,15 +181,31 @@ mod tests {
             &Target::Store("public.blog_store"),
             &keys(),
         );
-        assert!(s.claim.contains("ORDER BY \"id\", \"we\"\"ird\" LIMIT $1 FOR UPDATE SKIP LOCKED"), "{}", s.claim);
-        assert!(s.claim.contains("q.\"id\" OPERATOR(\"pg_catalog\".=) c.\"id\""), "{}", s.claim);
+        assert!(
+            s.claim
+                .contains("ORDER BY \"id\", \"we\"\"ird\" LIMIT $1 FOR UPDATE SKIP LOCKED"),
+            "{}",
+            s.claim
+        );
+        assert!(
+            s.claim
+                .contains("q.\"id\" OPERATOR(\"pg_catalog\".=) c.\"id\""),
+            "{}",
+            s.claim
+        );
         assert!(
             s.read.contains("(s.\"we\"\"ird\")::pg_catalog.text OPERATOR(\"pg_catalog\".=) (k.\"we\"\"ird\")::pg_catalog.text"),
             "{}",
             s.read
         );
-        assert!(s.forget.as_deref().unwrap().starts_with("DELETE FROM public.blog_store t USING"));
-        assert!(s.write.starts_with("INSERT INTO public.blog_store (\"id\", \"we\"\"ird\", chunk_seq"));
+        assert!(s
+            .forget
+            .as_deref()
+            .unwrap()
+            .starts_with("DELETE FROM public.blog_store t USING"));
+        assert!(s
+            .write
+            .starts_with("INSERT INTO public.blog_store (\"id\", \"we\"\"ird\", chunk_seq"));
         // No operator is left to the search path but the cursor's row comparison.
         for sql in [&s.claim, &s.read, &s.write, &s.requeue, &s.fail] {
             assert!(!sql.contains(" = "), "{sql}");
@@ -196,11 +218,18 @@ mod tests {
             "public.blog",
             "migrate.q",
             "migrate.f",
-            &Target::Column { name: "emb", type_sql: "public.vector(3)" },
+            &Target::Column {
+                name: "emb",
+                type_sql: "public.vector(3)",
+            },
             &keys()[..1],
         );
         assert!(s.forget.is_none());
-        assert!(s.write.starts_with("UPDATE public.blog s SET \"emb\" = "), "{}", s.write);
+        assert!(
+            s.write.starts_with("UPDATE public.blog s SET \"emb\" = "),
+            "{}",
+            s.write
+        );
         assert!(s.write.contains("::public.vector(3)"));
     }
 }

@@ -279,7 +279,11 @@ pub fn provider_message(body: &str) -> Option<String> {
         .or_else(|| v.get("message"))?
         .as_str()?;
     let cut: String = m.chars().filter(|c| !c.is_control()).take(200).collect();
-    Some(if cut.len() < m.len() { format!("{cut}…") } else { cut })
+    Some(if cut.len() < m.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    })
 }
 
 fn to_floats(v: &Value) -> Option<Vec<f32>> {

@@ -57,7 +57,12 @@ fn api_key(name: &str, required: bool) -> Result<Option<String>, String> {
 }
 
 /// The key `name` allows for `base`, read from the environment.
-fn allowed_key(policy: &Policy, base: &str, name: Option<&str>, required: bool) -> Result<Option<String>, String> {
+fn allowed_key(
+    policy: &Policy,
+    base: &str,
+    name: Option<&str>,
+    required: bool,
+) -> Result<Option<String>, String> {
     match policy.check(base, name, required).map_err(|r| r.0)? {
         Some(var) => api_key(&var, required),
         None => Ok(None),
@@ -145,7 +150,10 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(policy: Arc<Policy>) -> Cache {
-        Cache { policy, built: HashMap::new() }
+        Cache {
+            policy,
+            built: HashMap::new(),
+        }
     }
 
     pub fn get(&mut self, cfg: &Embedding) -> Result<Arc<Embedder>, String> {
@@ -184,14 +192,20 @@ mod tests {
 
     #[test]
     fn unsupported_providers_are_clear_errors() {
-        let e = build(&Embedding::Unsupported("litellm".into()), &Policy::default())
-            .err()
-            .unwrap();
+        let e = build(
+            &Embedding::Unsupported("litellm".into()),
+            &Policy::default(),
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("\"litellm\" is not supported"), "{e}");
-        let e = build(&Embedding::SentenceTransformers {
-            model: "nomic-ai/nomic-embed-text-v1.5".into(),
-            dimensions: 768,
-        }, &Policy::default())
+        let e = build(
+            &Embedding::SentenceTransformers {
+                model: "nomic-ai/nomic-embed-text-v1.5".into(),
+                dimensions: 768,
+            },
+            &Policy::default(),
+        )
         .err()
         .unwrap();
         assert!(e.contains("not available"), "{e}");

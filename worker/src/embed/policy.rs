@@ -58,7 +58,9 @@ fn forbidden_key(name: &str) -> bool {
 
 fn valid_key_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -73,7 +75,10 @@ impl fmt::Display for Refused {
 
 impl Policy {
     /// The defaults plus the operator's `--endpoint URL[=VARIABLE]` flags.
-    pub fn new(endpoints: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Policy, String> {
+    pub fn new(
+        endpoints: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Policy, String> {
         let mut p = Policy::default();
         p.allow(OPENAI_URL, Some("OPENAI_API_KEY"));
         p.allow(VOYAGE_URL, Some("VOYAGE_API_KEY"));
@@ -87,7 +92,11 @@ impl Policy {
         if let Some(u) = env("OLLAMA_HOST") {
             p.allow(&u, None);
         }
-        for e in endpoints.iter().flat_map(|e| e.split([',', ' ', '\n'])).filter(|e| !e.is_empty()) {
+        for e in endpoints
+            .iter()
+            .flat_map(|e| e.split([',', ' ', '\n']))
+            .filter(|e| !e.is_empty())
+        {
             let (url, key) = match e.rsplit_once('=') {
                 Some((u, k)) if valid_key_name(k) => (u, Some(k)),
                 _ => (e, None),
@@ -108,14 +117,26 @@ impl Policy {
     }
 
     fn allow(&mut self, url: &str, key: Option<&str>) {
-        let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
-        self.allowed.push(Allowed { url: normalize(&url), key: key.map(String::from) });
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        self.allowed.push(Allowed {
+            url: normalize(&url),
+            key: key.map(String::from),
+        });
     }
 
     /// May the worker call `url`, and which of `key_name` may it send
     /// there? Ok(Some(name)): send that variable; Ok(None): call without
     /// a key (only where no key is needed: `key_required` false).
-    pub fn check(&self, url: &str, key_name: Option<&str>, key_required: bool) -> Result<Option<String>, Refused> {
+    pub fn check(
+        &self,
+        url: &str,
+        key_name: Option<&str>,
+        key_required: bool,
+    ) -> Result<Option<String>, Refused> {
         let url = normalize(url);
         let here: Vec<&Allowed> = self.allowed.iter().filter(|a| a.url == url).collect();
         if here.is_empty() {
@@ -124,7 +145,9 @@ impl Policy {
             )));
         }
         match key_name {
-            Some(k) if here.iter().any(|a| a.key.as_deref() == Some(k)) && !forbidden_key(k) => Ok(Some(k.to_string())),
+            Some(k) if here.iter().any(|a| a.key.as_deref() == Some(k)) && !forbidden_key(k) => {
+                Ok(Some(k.to_string()))
+            }
             Some(k) if key_required => {
                 let paired: Vec<&str> = here.iter().filter_map(|a| a.key.as_deref()).collect();
                 Err(Refused(format!(
@@ -149,25 +172,52 @@ mod tests {
     #[test]
     fn official_endpoints_take_their_official_keys_only() {
         let p = policy(&[]);
-        assert_eq!(p.check("https://api.openai.com/v1/", Some("OPENAI_API_KEY"), true), Ok(Some("OPENAI_API_KEY".into())));
-        let e = p.check(OPENAI_URL, Some("PGAI_MIGRATE_DB"), true).unwrap_err();
+        assert_eq!(
+            p.check("https://api.openai.com/v1/", Some("OPENAI_API_KEY"), true),
+            Ok(Some("OPENAI_API_KEY".into()))
+        );
+        let e = p
+            .check(OPENAI_URL, Some("PGAI_MIGRATE_DB"), true)
+            .unwrap_err();
         assert!(e.0.contains("may not be sent"), "{e}");
-        assert!(p.check(OPENAI_URL, Some("AWS_SECRET_ACCESS_KEY"), true).is_err());
+        assert!(p
+            .check(OPENAI_URL, Some("AWS_SECRET_ACCESS_KEY"), true)
+            .is_err());
         assert_eq!(p.check("http://localhost:11434", None, false), Ok(None));
     }
 
     #[test]
     fn a_tenants_url_is_refused_unless_the_operator_allows_it() {
         let p = policy(&[]);
-        let e = p.check("http://169.254.169.254/latest", Some("OPENAI_API_KEY"), false).unwrap_err();
+        let e = p
+            .check(
+                "http://169.254.169.254/latest",
+                Some("OPENAI_API_KEY"),
+                false,
+            )
+            .unwrap_err();
         assert!(e.0.contains("not allowed"), "{e}");
-        let p = policy(&["http://127.0.0.1:8080/v1", "https://llm.internal/v1=LLM_KEY"]);
+        let p = policy(&[
+            "http://127.0.0.1:8080/v1",
+            "https://llm.internal/v1=LLM_KEY",
+        ]);
         // Allowed without a key: the request goes out with none.
-        assert_eq!(p.check("http://127.0.0.1:8080/v1", Some("OPENAI_API_KEY"), false), Ok(None));
-        assert_eq!(p.check("https://LLM.internal:443/v1/", Some("LLM_KEY"), false), Ok(Some("LLM_KEY".into())));
+        assert_eq!(
+            p.check("http://127.0.0.1:8080/v1", Some("OPENAI_API_KEY"), false),
+            Ok(None)
+        );
+        assert_eq!(
+            p.check("https://LLM.internal:443/v1/", Some("LLM_KEY"), false),
+            Ok(Some("LLM_KEY".into()))
+        );
         // The official key never goes to another host.
-        assert_eq!(p.check("https://llm.internal/v1", Some("OPENAI_API_KEY"), false), Ok(None));
-        assert!(p.check("https://llm.internal/v1", Some("OPENAI_API_KEY"), true).is_err());
+        assert_eq!(
+            p.check("https://llm.internal/v1", Some("OPENAI_API_KEY"), false),
+            Ok(None)
+        );
+        assert!(p
+            .check("https://llm.internal/v1", Some("OPENAI_API_KEY"), true)
+            .is_err());
     }
 
     #[test]
@@ -181,7 +231,13 @@ mod tests {
 
     #[test]
     fn the_operators_environment_moves_the_official_endpoint() {
-        let p = Policy::new(&[], |k| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:9/v1".to_string())).unwrap();
-        assert_eq!(p.check("http://127.0.0.1:9/v1", Some("OPENAI_API_KEY"), true), Ok(Some("OPENAI_API_KEY".into())));
+        let p = Policy::new(&[], |k| {
+            (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:9/v1".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            p.check("http://127.0.0.1:9/v1", Some("OPENAI_API_KEY"), true),
+            Ok(Some("OPENAI_API_KEY".into()))
+        );
     }
 }
