@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/env.sh
 
-log "unit tests (pure Rust: config parsing, validation, SQL building)"
+log "unit tests (pure Rust: config model and parsing, SQL building, model.json up to date)"
 cargo test -p pgai_migrate_core --quiet
 
-log "worker unit tests (chunking, templates, config, pipeline)"
+log "worker unit tests (chunking, pipeline, providers)"
 cargo test --release -p pgai_migrate_worker --quiet
 
 log "benchmark smoke run (small sizes; figures are printed, never asserted)"

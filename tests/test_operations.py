@@ -315,7 +315,7 @@ def test_errors_view_is_security_invoker_and_insertable_only_where_the_worker_ne
         "details", "key", "message", "vectorizer_id"]
 
 
-WORKER_INSERT = (  # what worker/src/worker.rs runs (record_errors_in)
+WORKER_INSERT = (  # what worker/src/worker/mod.rs runs (record_errors_in)
     "INSERT INTO migrate.vectorizer_errors (vectorizer_id, key, message, details) "
     "SELECT $1, e -> 'key', e ->> 'message', e -> 'details' FROM jsonb_array_elements($2) e"
 )

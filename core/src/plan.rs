@@ -4,9 +4,12 @@
 //! identifier goes through [`quote_ident`] and every literal through
 //! [`quote_literal`].
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::config::{Config, Destination};
+use crate::config::{
+    Component, Config, Destination, Evaluated, Indexing, Loading, Parsing, Scheduling,
+    StoredDestination,
+};
 use crate::error::{ConfigError, ErrorKind, Result};
 use crate::ident::{qualified, quote_ident, quote_literal, MAX_IDENTIFIER_BYTES};
 use crate::source::{Environment, KeyColumn, SourceColumn, SourceTable, TypeCategory};
@@ -342,11 +345,12 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
                     .with_hint("give a shorter destination, or target_table and view_name"));
                 }
             }
-            let mut d = crate::config::components::head("destination", "table");
-            d.insert("target_schema".into(), json!(target_schema));
-            d.insert("target_table".into(), json!(target_table));
-            d.insert("view_schema".into(), json!(view_schema));
-            d.insert("view_name".into(), json!(view_name));
+            let d = StoredDestination::Table {
+                target_schema: target_schema.clone(),
+                target_table: target_table.clone(),
+                view_schema: view_schema.clone(),
+                view_name: view_name.clone(),
+            };
             let default_name = format!("{target_schema}_{target_table}");
             (
                 Some(Relation {
@@ -368,18 +372,19 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
                     name: view_name,
                 }),
                 None,
-                Value::Object(d),
+                d,
                 default_name,
             )
         }
         Destination::Column { embedding_column } => {
-            let mut d = crate::config::components::head("destination", "column");
-            d.insert("embedding_column".into(), json!(embedding_column));
+            let d = StoredDestination::Column {
+                embedding_column: embedding_column.clone(),
+            };
             (
                 None,
                 None,
                 Some(embedding_column.clone()),
-                Value::Object(d),
+                d,
                 format!("{}_{}_{}", source.schema, source.name, embedding_column),
             )
         }
@@ -387,7 +392,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let name = config.name.clone().unwrap_or(default_name);
 
     // Columns whose change means the embedding is stale.
-    let template_refs: Vec<String> = match &config.formatting.template {
+    let template_refs: Vec<String> = match config.formatting.template() {
         Some(t) => crate::template::references(t).unwrap_or_default(),
         None => Vec::new(),
     };
@@ -396,7 +401,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         .iter()
         .filter(|c| {
             source.primary_key.contains(&c.name)
-                || c.name == config.loading.column_name
+                || c.name == config.loading.column_name()
                 || template_refs.contains(&c.name)
         })
         .collect();
@@ -436,7 +441,7 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
     let vector_type = format!(
         "{}({})",
         qualified(&ctx.env.vector_schema, "vector"),
-        config.embedding.dimensions
+        config.embedding.dimensions()
     );
 
     let mut create = Vec::new();
@@ -559,22 +564,23 @@ pub fn build_plan(config: &Config, ctx: &Context<'_>) -> Result<Plan> {
         format!("CREATE INDEX ON {fq} ({pk_list})"),
     ];
 
-    let mut cfg = Map::new();
-    cfg.insert("name".into(), json!(name));
-    cfg.insert("source".into(), json!(source.qualified_name));
-    cfg.insert("destination".into(), destination_json);
-    cfg.insert("loading".into(), config.loading.json.clone());
-    cfg.insert("parsing".into(), config.parsing.1.clone());
-    cfg.insert("embedding".into(), config.embedding.json.clone());
-    cfg.insert("chunking".into(), config.chunking.json.clone());
-    cfg.insert("formatting".into(), config.formatting.json.clone());
-    cfg.insert("indexing".into(), config.indexing.json.clone());
-    cfg.insert("scheduling".into(), config.scheduling.json.clone());
-    cfg.insert("processing".into(), config.processing.clone());
-    cfg.insert("queue_schema".into(), json!(queue.schema));
-    cfg.insert("queue_table".into(), json!(queue.name));
-    cfg.insert("grant_to".into(), json!(config.grant_to));
-    let cfg = Value::Object(cfg);
+    let cfg = Evaluated {
+        name: name.clone(),
+        source: source.qualified_name.clone(),
+        destination: destination_json,
+        loading: config.loading.clone(),
+        parsing: config.parsing,
+        embedding: config.embedding.clone(),
+        chunking: config.chunking.clone(),
+        formatting: config.formatting.clone(),
+        indexing: config.indexing.clone(),
+        scheduling: config.scheduling.clone(),
+        processing: config.processing.clone(),
+        queue_schema: queue.schema.clone(),
+        queue_table: queue.name.clone(),
+        grant_to: config.grant_to.clone(),
+    }
+    .to_value();
     if let Some(path) = too_deep(&cfg, "", 1) {
         return Err(ConfigError::invalid(
             path,
@@ -943,7 +949,7 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
         )
         .with_hint("a vectorizer identifies rows by a plain primary key"));
     }
-    let column = &config.loading.column_name;
+    let column = config.loading.column_name();
     let Some(col) = source.column(column) else {
         return Err(ConfigError::new(
             ErrorKind::UndefinedColumn,
@@ -954,10 +960,11 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             ),
         ));
     };
-    let parsing = config.parsing.0.as_str();
-    match (config.loading.implementation.as_str(), col.category) {
-        ("uri", TypeCategory::Text) => {}
-        ("uri", _) => {
+    let parsing = config.parsing.implementation();
+    let uri = matches!(config.loading, Loading::Uri { .. });
+    match (uri, col.category) {
+        (true, TypeCategory::Text) => {}
+        (true, _) => {
             return Err(ConfigError::new(
                 ErrorKind::DatatypeMismatch,
                 "loading.column_name",
@@ -967,7 +974,9 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
                 ),
             ))
         }
-        (_, TypeCategory::Text) if parsing == "pymupdf" || parsing == "docling" => {
+        (_, TypeCategory::Text)
+            if matches!(config.parsing, Parsing::Pymupdf | Parsing::Docling) =>
+        {
             return Err(ConfigError::invalid(
                 "parsing",
                 format!(
@@ -978,7 +987,7 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             .with_hint("use parsing \"auto\" or \"none\" for text columns"))
         }
         (_, TypeCategory::Text) => {}
-        (_, TypeCategory::Bytea) if parsing == "none" => {
+        (_, TypeCategory::Bytea) if config.parsing == Parsing::None => {
             return Err(ConfigError::invalid(
                 "parsing",
                 format!("parsing \"none\" cannot read the bytea column \"{column}\""),
@@ -997,7 +1006,7 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             ))
         }
     }
-    if let Some(t) = &config.formatting.template {
+    if let Some(t) = config.formatting.template() {
         for r in crate::template::references(t).unwrap_or_default() {
             if r != "chunk" && source.column(&r).is_none() {
                 return Err(ConfigError::new(
@@ -1033,7 +1042,7 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             // whether it can be taken over.
             let kept = |c: &SourceColumn| {
                 c.type_sql
-                    .ends_with(&format!("vector({})", config.embedding.dimensions))
+                    .ends_with(&format!("vector({})", config.embedding.dimensions()))
             };
             if source.column(embedding_column).is_some_and(|c| !kept(c)) {
                 return Err(ConfigError::new(
@@ -1061,7 +1070,7 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
             ),
         ));
     }
-    if config.indexing.implementation == "diskann" && !env.has_vectorscale {
+    if matches!(config.indexing, Indexing::Diskann { .. }) && !env.has_vectorscale {
         return Err(ConfigError::new(
             ErrorKind::FeatureNotSupported,
             "indexing.implementation",
@@ -1069,7 +1078,7 @@ fn check_source(config: &Config, source: &SourceTable, env: &Environment) -> Res
         )
         .with_hint("CREATE EXTENSION vectorscale, or use indexing \"hnsw\""));
     }
-    if config.scheduling.implementation == "timescaledb" && !env.has_timescaledb {
+    if matches!(config.scheduling, Scheduling::Timescaledb { .. }) && !env.has_timescaledb {
         return Err(ConfigError::new(
             ErrorKind::FeatureNotSupported,
             "scheduling.implementation",

@@ -26,7 +26,9 @@
 //!   no bare word that the generator does not write for ordinary names, and
 //!   carries every name it mentions as one complete double-quoted identifier
 //!   that round-trips to exactly that name;
-//! * the evaluated (stored) config parses again and plans to the same config.
+//! * the evaluated (stored) config parses again and plans to the same config,
+//!   and reads back into the typed model (`Evaluated`) and serialises to
+//!   the same text.
 //!
 //! A longer run: `PGAI_MIGRATE_FUZZ_CASES=200000 cargo test --release -p
 //! pgai_migrate_core --test fuzz_config -- --nocapture` (figures are printed
@@ -35,6 +37,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use pgai_migrate_core::config::Evaluated;
 use pgai_migrate_core::plan::{drop_sql, trigger_statements, Context};
 use pgai_migrate_core::{
     build_plan, Config, ConfigError, Environment, ErrorKind, KeyColumn, Plan, SourceColumn,
@@ -1218,6 +1221,10 @@ fn check_plan(
     env: &Environment,
     figures: &Figures,
 ) -> Result<(), TestCaseError> {
+    // The stored config is the typed model's serialisation: reading it back
+    // into the model and writing it again gives the same text.
+    let typed = Evaluated::from_value(&plan.config).map_err(TestCaseError::fail)?;
+    prop_assert_eq!(typed.to_value().to_string(), plan.config.to_string());
     let (lexed, n) = lex_plan(plan, source).map_err(TestCaseError::fail)?;
     figures.statements.fetch_add(n, Ordering::Relaxed);
     let (vocab, body_vocab) = vocabulary();

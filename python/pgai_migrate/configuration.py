@@ -131,7 +131,7 @@ class EmbeddingOpenaiConfig(Config):
     json_names: ClassVar[dict[str, str]] = {"chat_user": "user"}
 
     model: str
-    dimensions: int | None = None
+    dimensions: int
     chat_user: str | None = None
     api_key_name: str | None = None
     base_url: str | None = None

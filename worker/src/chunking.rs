@@ -5,7 +5,7 @@
 
 use fancy_regex::Regex;
 
-use crate::config::Chunking;
+use pgai_migrate_core::config::Chunking;
 
 /// A separator as LangChain sees it: a literal string (`re.escape`d) or a
 /// regular expression.
@@ -308,7 +308,7 @@ impl Splitter {
         };
         Ok(match cfg {
             Chunking::None => Splitter::None,
-            Chunking::Character {
+            Chunking::CharacterTextSplitter {
                 chunk_size,
                 chunk_overlap,
                 separator,
@@ -330,7 +330,7 @@ impl Splitter {
                     },
                 }
             }
-            Chunking::Recursive {
+            Chunking::RecursiveCharacterTextSplitter {
                 chunk_size,
                 chunk_overlap,
                 separators,
@@ -433,7 +433,7 @@ mod tests {
     use super::*;
 
     fn character(size: i64, overlap: i64, sep: &str, regex: bool) -> Splitter {
-        Splitter::new(&Chunking::Character {
+        Splitter::new(&Chunking::CharacterTextSplitter {
             chunk_size: size,
             chunk_overlap: overlap,
             separator: sep.into(),
@@ -443,7 +443,7 @@ mod tests {
     }
 
     fn recursive(size: i64, overlap: i64, seps: &[&str], regex: bool) -> Splitter {
-        Splitter::new(&Chunking::Recursive {
+        Splitter::new(&Chunking::RecursiveCharacterTextSplitter {
             chunk_size: size,
             chunk_overlap: overlap,
             separators: seps.iter().map(|s| s.to_string()).collect(),
@@ -541,7 +541,7 @@ mod tests {
 
     #[test]
     fn capturing_groups_are_refused() {
-        assert!(Splitter::new(&Chunking::Character {
+        assert!(Splitter::new(&Chunking::CharacterTextSplitter {
             chunk_size: 10,
             chunk_overlap: 0,
             separator: "(a)".into(),

@@ -3,10 +3,8 @@
 //! embedding (`embed`) on the command line.
 
 mod chunking;
-mod config;
 mod embed;
 mod pipeline;
-mod template;
 mod worker;
 
 use std::io::{BufRead, Read, Write};
@@ -14,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use pgai_migrate_core::config::{Chunking, Component, Embedding};
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
@@ -106,17 +105,22 @@ enum Command {
     },
 }
 
-fn parse_config(s: &str) -> Result<config::Pipeline, String> {
+/// `--config`: a config document, read with the extension's own types;
+/// the commands use only the components they need.
+fn parse_config(s: &str) -> Result<Value, String> {
     let v: Value = serde_json::from_str(s).map_err(|e| format!("--config: not JSON: {e}"))?;
-    config::Pipeline::from_json(&v)
+    if !v.is_object() {
+        return Err("config: expected a JSON object".into());
+    }
+    Ok(v)
 }
 
 fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), String> {
-    let v: Value = serde_json::from_str(cfg).map_err(|e| format!("--config: not JSON: {e}"))?;
-    let pipeline = config::Pipeline::from_json(&v)?;
-    let splitter = chunking::Splitter::new(&pipeline.chunking)?;
+    let v = parse_config(cfg)?;
+    let chunking = Chunking::from_document(&v).map_err(|e| e.to_string())?;
+    let splitter = chunking::Splitter::new(&chunking)?;
     let formatted = v.get("formatting").is_some();
-    let prepared = pipeline::Prepared::new(&pipeline, false);
+    let prepared = pipeline::Prepared::from_document(&v, false)?;
     let row: Map<String, Value> = match row {
         None => Map::new(),
         Some(r) => match serde_json::from_str(r).map_err(|e| format!("--row: not JSON: {e}"))? {
@@ -171,8 +175,11 @@ fn embed_cmd(
     mut texts: Vec<String>,
 ) -> Result<(), String> {
     let policy = policy(endpoints)?;
-    let pipeline = parse_config(cfg)?;
-    let embedding = pipeline.embedding.ok_or("--config has no embedding")?;
+    let v = parse_config(cfg)?;
+    if v.get("embedding").is_none_or(Value::is_null) {
+        return Err("--config has no embedding".into());
+    }
+    let embedding = Embedding::from_document(&v).map_err(|e| e.to_string())?;
     if jsonl {
         for line in std::io::stdin().lock().lines() {
             let line = line.map_err(|e| e.to_string())?;

@@ -3,9 +3,10 @@
 
 use serde_json::{Map, Value};
 
+use pgai_migrate_core::config::{Chunking, Component, Formatting, Loading, Parsing};
+use pgai_migrate_core::template::{self, Part};
+
 use crate::chunking::Splitter;
-use crate::config::{Formatting, Loading, Parsing, Pipeline};
-use crate::template::{self, Part};
 
 /// Why a row produced no texts: the pipeline step and the message, as
 /// recorded in the failed queue (`failure_step`) and the errors table.
@@ -35,18 +36,55 @@ pub struct Prepared {
 
 impl Prepared {
     /// Config errors are kept and reported per key, so one bad vectorizer
-    /// never stops the worker.
-    pub fn new(p: &Pipeline, loading_is_bytea: bool) -> Self {
+    /// never stops the worker. `loading` is None for the `chunk` command,
+    /// which is given the document itself.
+    pub fn new(
+        loading: Option<&Loading>,
+        parsing: Parsing,
+        chunking: &Chunking,
+        formatting: &Formatting,
+        loading_is_bytea: bool,
+    ) -> Self {
         Prepared {
-            loading: p.loading.clone(),
-            parsing: p.parsing.clone(),
+            loading: loading.cloned(),
+            parsing,
             loading_is_bytea,
-            splitter: Splitter::new(&p.chunking),
-            template: match &p.formatting {
+            splitter: Splitter::new(chunking),
+            template: match formatting {
                 Formatting::ChunkValue => Ok(None),
-                Formatting::PythonTemplate(t) => template::parse(t).map(Some),
+                Formatting::PythonTemplate { template: t } => template::parse(t)
+                    .map(Some)
+                    .map_err(|e| e.python_message(t)),
             },
         }
+    }
+
+    /// For a vectorizer whose config cannot be run (its keys are never
+    /// claimed).
+    pub fn placeholder() -> Self {
+        Prepared::new(
+            None,
+            Parsing::None,
+            &Chunking::None,
+            &Formatting::ChunkValue,
+            false,
+        )
+    }
+
+    /// From the components of a (possibly partial) config document.
+    pub fn from_document(doc: &Value, loading_is_bytea: bool) -> Result<Self, String> {
+        let e = |e: pgai_migrate_core::ConfigError| e.to_string();
+        let loading = match doc.get("loading") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(Loading::from_document(doc).map_err(e)?),
+        };
+        Ok(Prepared::new(
+            loading.as_ref(),
+            Parsing::from_document(doc).map_err(e)?,
+            &Chunking::from_document(doc).map_err(e)?,
+            &Formatting::from_document(doc).map_err(e)?,
+            loading_is_bytea,
+        ))
     }
 
     /// The loaded document of a row: None for NULL or empty (no chunks).
@@ -79,8 +117,8 @@ impl Prepared {
             }
         };
         match (&self.parsing, self.loading_is_bytea) {
-            (Parsing::Unsupported(p), _) => {
-                return Err(Failure::new("parsing", format!("parsing {p:?} is not supported by this worker (it has no document parsers)")))
+            (p @ (Parsing::Pymupdf | Parsing::Docling), _) => {
+                return Err(Failure::new("parsing", format!("parsing {:?} is not supported by this worker (it has no document parsers)", p.implementation())))
             }
             (Parsing::Auto, true) => {
                 return Err(Failure::new(
@@ -135,7 +173,7 @@ mod tests {
     use serde_json::json;
 
     fn prepared(cfg: Value, bytea: bool) -> Prepared {
-        Prepared::new(&Pipeline::from_json(&cfg).unwrap(), bytea)
+        Prepared::from_document(&cfg, bytea).unwrap()
     }
 
     fn row(v: Value) -> Map<String, Value> {

@@ -1,12 +1,16 @@
-//! The sub-objects of a vectorizer config (`embedding`, `chunking`, …), each
-//! parsed from either spelling, validated, and returned in the one evaluated
-//! form that gets stored: pgai's shape, with `config_type`, defaults filled
-//! in and absent optional values left out.
+//! The parser for the sub-objects of a vectorizer config (`embedding`,
+//! `chunking`, …): each is read from either spelling a user may write,
+//! validated with an error naming its JSON path, and returned as the typed
+//! value of [`super::model`] with its defaults filled in.
 
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
+use super::model::{
+    defaults, Chunking, Component, Embedding, Formatting, Indexing, Loading, Parsing, Processing,
+    Scheduling, StoredDestination,
+};
 use crate::error::{ConfigError, Result};
 use crate::json::{describe, Obj};
 
@@ -24,12 +28,9 @@ fn empty() -> &'static Value {
 /// Opens a sub-object and returns it with its implementation. Accepts the
 /// short spelling `{"implementation": …}`, pgai's spelling with
 /// `"config_type"`, and a bare string naming the implementation.
-pub fn open<'a>(
-    value: &'a Value,
-    path: &str,
-    config_type: &str,
-    allowed: &[&str],
-) -> Result<(Obj<'a>, String)> {
+pub fn open<'a, T: Component>(value: &'a Value, path: &str) -> Result<(Obj<'a>, String)> {
+    let config_type = T::CONFIG_TYPE;
+    let allowed = T::IMPLEMENTATIONS;
     let (mut obj, implementation) = match value {
         Value::String(s) => (Obj::new(empty(), path)?, s.clone()),
         Value::Object(_) => {
@@ -86,90 +87,56 @@ pub fn open<'a>(
     Ok((obj, implementation))
 }
 
-/// Start of an evaluated sub-object.
-pub fn head(config_type: &str, implementation: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("implementation".into(), json!(implementation));
-    m.insert("config_type".into(), json!(config_type));
-    m
-}
-
-fn put<T: Into<Value>>(m: &mut Map<String, Value>, key: &str, v: Option<T>) {
-    if let Some(v) = v {
-        m.insert(key.into(), v.into());
-    }
-}
-
 // ---------------------------------------------------------------- loading
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Loading {
-    pub implementation: String,
-    pub column_name: String,
-    pub json: Value,
-}
-
 pub fn loading(v: &Value) -> Result<Loading> {
-    let (mut o, imp) = open(v, "loading", "loading", &["column", "uri"])?;
+    let (mut o, imp) = open::<Loading>(v, "loading")?;
     let column_name = o.required_identifier("column_name")?;
-    let retries = o.int("retries", 0, I32)?.unwrap_or(6);
-    let mut m = head("loading", &imp);
-    m.insert("column_name".into(), json!(column_name));
-    m.insert("retries".into(), json!(retries));
-    if imp == "uri" {
-        put(&mut m, "aws_role_arn", o.string("aws_role_arn")?);
-    }
+    let retries = o
+        .int("retries", 0, I32)?
+        .unwrap_or(defaults::LOADING_RETRIES);
+    let l = if imp == "uri" {
+        Loading::Uri {
+            column_name,
+            retries,
+            aws_role_arn: o.string("aws_role_arn")?,
+        }
+    } else {
+        Loading::Column {
+            column_name,
+            retries,
+        }
+    };
     o.finish()?;
-    Ok(Loading {
-        implementation: imp,
-        column_name,
-        json: Value::Object(m),
-    })
+    Ok(l)
 }
 
 // ---------------------------------------------------------------- parsing
 
-pub fn parsing(v: Option<&Value>) -> Result<(String, Value)> {
+pub fn parsing(v: Option<&Value>) -> Result<Parsing> {
     let Some(v) = v else {
-        return Ok(("auto".into(), Value::Object(head("parsing", "auto"))));
+        return Ok(Parsing::default());
     };
-    let (o, imp) = open(
-        v,
-        "parsing",
-        "parsing",
-        &["auto", "none", "pymupdf", "docling"],
-    )?;
+    let (o, imp) = open::<Parsing>(v, "parsing")?;
     o.finish()?;
-    Ok((imp.clone(), Value::Object(head("parsing", &imp))))
+    Ok(match imp.as_str() {
+        "none" => Parsing::None,
+        "pymupdf" => Parsing::Pymupdf,
+        "docling" => Parsing::Docling,
+        _ => Parsing::Auto,
+    })
 }
 
 // -------------------------------------------------------------- embedding
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embedding {
-    pub dimensions: i64,
-    pub json: Value,
-}
-
 pub fn embedding(v: &Value) -> Result<Embedding> {
-    let (mut o, imp) = open(
-        v,
-        "embedding",
-        "embedding",
-        &[
-            "openai",
-            "ollama",
-            "voyageai",
-            "litellm",
-            "sentence_transformers",
-        ],
-    )?;
-    let mut m = head("embedding", &imp);
+    let (mut o, imp) = open::<Embedding>(v, "embedding")?;
     let (model, dimensions) = if imp == "sentence_transformers" {
         (
             o.string("model")?
-                .unwrap_or_else(|| "nomic-ai/nomic-embed-text-v1.5".into()),
-            o.int("dimensions", 1, MAX_DIMENSIONS)?.unwrap_or(768),
+                .unwrap_or_else(|| defaults::SENTENCE_TRANSFORMERS_MODEL.into()),
+            o.int("dimensions", 1, MAX_DIMENSIONS)?
+                .unwrap_or(defaults::SENTENCE_TRANSFORMERS_DIMENSIONS),
         )
     } else {
         let model = o.required_string("model")?;
@@ -190,138 +157,121 @@ pub fn embedding(v: &Value) -> Result<Embedding> {
             "expected a non-empty string, got \"\"",
         ));
     }
-    m.insert("model".into(), json!(model));
-    m.insert("dimensions".into(), json!(dimensions));
-    match imp.as_str() {
-        "openai" => {
-            put(&mut m, "user", o.string("user")?);
-            m.insert(
-                "api_key_name".into(),
-                json!(o
-                    .string("api_key_name")?
-                    .unwrap_or_else(|| "OPENAI_API_KEY".into())),
-            );
-            put(&mut m, "base_url", o.string("base_url")?);
-        }
-        "ollama" => {
-            put(&mut m, "base_url", o.string("base_url")?);
-            put(&mut m, "options", o.object("options")?);
-            put(&mut m, "keep_alive", o.string("keep_alive")?);
-        }
-        "voyageai" => {
-            m.insert(
-                "input_type".into(),
-                json!(o
-                    .choice("input_type", &["document", "query"])?
-                    .unwrap_or_else(|| "document".into())),
-            );
-            m.insert(
-                "api_key_name".into(),
-                json!(o
-                    .string("api_key_name")?
-                    .unwrap_or_else(|| "VOYAGE_API_KEY".into())),
-            );
-        }
-        "litellm" => {
-            put(&mut m, "api_key_name", o.string("api_key_name")?);
-            put(&mut m, "extra_options", o.object("extra_options")?);
-        }
-        _ => {}
-    }
+    let e = match imp.as_str() {
+        "openai" => Embedding::Openai {
+            model,
+            dimensions,
+            user: o.string("user")?,
+            api_key_name: o
+                .string("api_key_name")?
+                .unwrap_or_else(|| defaults::OPENAI_API_KEY_NAME.into()),
+            base_url: o.string("base_url")?,
+        },
+        "ollama" => Embedding::Ollama {
+            model,
+            dimensions,
+            base_url: o.string("base_url")?,
+            options: o.object("options")?,
+            keep_alive: o.string("keep_alive")?,
+        },
+        "voyageai" => Embedding::Voyageai {
+            model,
+            dimensions,
+            input_type: o
+                .choice("input_type", &["document", "query"])?
+                .unwrap_or_else(|| defaults::VOYAGE_INPUT_TYPE.into()),
+            api_key_name: o
+                .string("api_key_name")?
+                .unwrap_or_else(|| defaults::VOYAGE_API_KEY_NAME.into()),
+        },
+        "litellm" => Embedding::Litellm {
+            model,
+            dimensions,
+            api_key_name: o.string("api_key_name")?,
+            extra_options: o.object("extra_options")?,
+        },
+        _ => Embedding::SentenceTransformers { model, dimensions },
+    };
     o.finish()?;
-    Ok(Embedding {
-        dimensions,
-        json: Value::Object(m),
-    })
+    Ok(e)
 }
 
 // --------------------------------------------------------------- chunking
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Chunking {
-    pub implementation: String,
-    pub json: Value,
-}
-
 pub fn chunking(v: Option<&Value>) -> Result<Chunking> {
     let default = json!("recursive_character_text_splitter");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(
-        v,
-        "chunking",
-        "chunking",
-        &[
-            "character_text_splitter",
-            "recursive_character_text_splitter",
-            "none",
-        ],
-    )?;
-    let mut m = head("chunking", &imp);
-    if imp != "none" {
-        let size = o.int("chunk_size", 1, I32)?.unwrap_or(800);
-        let overlap = o.int("chunk_overlap", 0, I32)?.unwrap_or(400.min(size - 1));
+    let (mut o, imp) = open::<Chunking>(v, "chunking")?;
+    let c = if imp == "none" {
+        Chunking::None
+    } else {
+        let size = o.int("chunk_size", 1, I32)?.unwrap_or(defaults::CHUNK_SIZE);
+        let overlap = o
+            .int("chunk_overlap", 0, I32)?
+            .unwrap_or(defaults::chunk_overlap(size));
         if overlap >= size {
             return Err(ConfigError::invalid(
                 o.at("chunk_overlap"),
                 format!("expected an integer smaller than chunk_size ({size}), got {overlap}"),
             ));
         }
-        m.insert("chunk_size".into(), json!(size));
-        m.insert("chunk_overlap".into(), json!(overlap));
         if imp == "character_text_splitter" {
-            m.insert(
-                "separator".into(),
-                json!(o.string("separator")?.unwrap_or_else(|| "\n\n".into())),
-            );
+            let separator = o
+                .string("separator")?
+                .unwrap_or_else(|| defaults::SEPARATOR.into());
+            Chunking::CharacterTextSplitter {
+                chunk_size: size,
+                chunk_overlap: overlap,
+                separator,
+                is_separator_regex: o.boolean("is_separator_regex")?.unwrap_or(false),
+            }
         } else {
-            let seps = o.string_array("separators")?.unwrap_or_else(|| {
-                ["\n\n", "\n", ".", "?", "!", " ", ""]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            });
-            if seps.is_empty() {
+            let separators = o
+                .string_array("separators")?
+                .unwrap_or_else(|| defaults::SEPARATORS.iter().map(|s| s.to_string()).collect());
+            if separators.is_empty() {
                 return Err(ConfigError::invalid(
                     o.at("separators"),
                     "expected at least one separator, got an empty array",
                 ));
             }
-            m.insert("separators".into(), json!(seps));
+            Chunking::RecursiveCharacterTextSplitter {
+                chunk_size: size,
+                chunk_overlap: overlap,
+                separators,
+                is_separator_regex: o.boolean("is_separator_regex")?.unwrap_or(false),
+            }
         }
-        m.insert(
-            "is_separator_regex".into(),
-            json!(o.boolean("is_separator_regex")?.unwrap_or(false)),
-        );
-    }
+    };
     o.finish()?;
-    Ok(Chunking {
-        implementation: imp,
-        json: Value::Object(m),
-    })
+    Ok(c)
 }
 
 // ------------------------------------------------------------- formatting
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Formatting {
-    /// The python template, when there is one.
-    pub template: Option<String>,
-    pub json: Value,
+pub fn formatting(v: Option<&Value>) -> Result<Formatting> {
+    formatting_checked(v, true)
 }
 
-pub fn formatting(v: Option<&Value>) -> Result<Formatting> {
+/// Formatting without the template rules, for the worker: a template is
+/// checked when a vectorizer is created, and the worker's `chunk` command
+/// reports a bad one as Python's `string.Template` does, when rendering.
+pub fn formatting_unchecked(v: Option<&Value>) -> Result<Formatting> {
+    formatting_checked(v, false)
+}
+
+fn formatting_checked(v: Option<&Value>, check: bool) -> Result<Formatting> {
     let default = json!("python_template");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(
-        v,
-        "formatting",
-        "formatting",
-        &["python_template", "chunk_value"],
-    )?;
-    let mut m = head("formatting", &imp);
-    let mut template = None;
-    if imp == "python_template" {
-        let t = o.string("template")?.unwrap_or_else(|| "$chunk".into());
+    let (mut o, imp) = open::<Formatting>(v, "formatting")?;
+    let f = if imp == "python_template" {
+        let t = o
+            .string("template")?
+            .unwrap_or_else(|| defaults::TEMPLATE.into());
+        if !check {
+            o.finish()?;
+            return Ok(Formatting::PythonTemplate { template: t });
+        }
         let refs = crate::template::references(&t)
             .map_err(|e| ConfigError::invalid(o.at("template"), e))?;
         if !refs.iter().any(|r| r == "chunk") {
@@ -331,57 +281,39 @@ pub fn formatting(v: Option<&Value>) -> Result<Formatting> {
             )
             .with_hint("$chunk is replaced by the text of each chunk, e.g. \"$title - $chunk\""));
         }
-        m.insert("template".into(), json!(t));
-        template = Some(t);
-    }
+        Formatting::PythonTemplate { template: t }
+    } else {
+        Formatting::ChunkValue
+    };
     o.finish()?;
-    Ok(Formatting {
-        template,
-        json: Value::Object(m),
-    })
+    Ok(f)
 }
 
 // --------------------------------------------------------------- indexing
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Indexing {
-    pub implementation: String,
-    pub json: Value,
-}
-
 pub fn indexing(v: Option<&Value>) -> Result<Indexing> {
     let default = json!("default");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(
-        v,
-        "indexing",
-        "indexing",
-        &["none", "default", "hnsw", "diskann"],
-    )?;
-    let mut m = head("indexing", &imp);
-    match imp.as_str() {
+    let (mut o, imp) = open::<Indexing>(v, "indexing")?;
+    let i = match imp.as_str() {
         "hnsw" => {
-            m.insert(
-                "min_rows".into(),
-                json!(o.int("min_rows", 0, I32)?.unwrap_or(100_000)),
-            );
-            m.insert(
-                "opclass".into(),
-                json!(o
-                    .choice(
-                        "opclass",
-                        &[
-                            "vector_cosine_ops",
-                            "vector_ip_ops",
-                            "vector_l1_ops",
-                            "vector_l2_ops"
-                        ],
-                    )?
-                    .unwrap_or_else(|| "vector_cosine_ops".into())),
-            );
-            let mm = o.int("m", 2, 100)?;
-            let ef = o.int("ef_construction", 4, 1000)?;
-            if let (Some(mm), Some(ef)) = (mm, ef) {
+            let min_rows = o
+                .int("min_rows", 0, I32)?
+                .unwrap_or(defaults::INDEX_MIN_ROWS);
+            let opclass = o
+                .choice(
+                    "opclass",
+                    &[
+                        "vector_cosine_ops",
+                        "vector_ip_ops",
+                        "vector_l1_ops",
+                        "vector_l2_ops",
+                    ],
+                )?
+                .unwrap_or_else(|| defaults::HNSW_OPCLASS.into());
+            let m = o.int("m", 2, 100)?;
+            let ef_construction = o.int("ef_construction", 4, 1000)?;
+            if let (Some(mm), Some(ef)) = (m, ef_construction) {
                 if ef < 2 * mm {
                     return Err(ConfigError::invalid(
                         o.at("ef_construction"),
@@ -389,105 +321,67 @@ pub fn indexing(v: Option<&Value>) -> Result<Indexing> {
                     ));
                 }
             }
-            put(&mut m, "m", mm);
-            put(&mut m, "ef_construction", ef);
-            m.insert(
-                "create_when_queue_empty".into(),
-                json!(o.boolean("create_when_queue_empty")?.unwrap_or(true)),
-            );
+            Indexing::Hnsw {
+                min_rows,
+                opclass,
+                m,
+                ef_construction,
+                create_when_queue_empty: o.boolean("create_when_queue_empty")?.unwrap_or(true),
+            }
         }
-        "diskann" => {
-            m.insert(
-                "min_rows".into(),
-                json!(o.int("min_rows", 0, I32)?.unwrap_or(100_000)),
-            );
-            put(
-                &mut m,
-                "storage_layout",
-                o.choice("storage_layout", &["memory_optimized", "plain"])?,
-            );
-            put(&mut m, "num_neighbors", o.int("num_neighbors", 10, 1000)?);
-            put(
-                &mut m,
-                "search_list_size",
-                o.int("search_list_size", 10, 1000)?,
-            );
-            put(&mut m, "max_alpha", o.number("max_alpha", 0.0)?);
-            put(
-                &mut m,
-                "num_dimensions",
-                o.int("num_dimensions", 0, MAX_DIMENSIONS)?,
-            );
-            put(
-                &mut m,
-                "num_bits_per_dimension",
-                o.int("num_bits_per_dimension", 1, 8)?,
-            );
-            m.insert(
-                "create_when_queue_empty".into(),
-                json!(o.boolean("create_when_queue_empty")?.unwrap_or(true)),
-            );
-        }
-        _ => {}
-    }
+        "diskann" => Indexing::Diskann {
+            min_rows: o
+                .int("min_rows", 0, I32)?
+                .unwrap_or(defaults::INDEX_MIN_ROWS),
+            storage_layout: o.choice("storage_layout", &["memory_optimized", "plain"])?,
+            num_neighbors: o.int("num_neighbors", 10, 1000)?,
+            search_list_size: o.int("search_list_size", 10, 1000)?,
+            max_alpha: o.number("max_alpha", 0.0)?,
+            num_dimensions: o.int("num_dimensions", 0, MAX_DIMENSIONS)?,
+            num_bits_per_dimension: o.int("num_bits_per_dimension", 1, 8)?,
+            create_when_queue_empty: o.boolean("create_when_queue_empty")?.unwrap_or(true),
+        },
+        "none" => Indexing::None,
+        _ => Indexing::Default,
+    };
     o.finish()?;
-    Ok(Indexing {
-        implementation: imp,
-        json: Value::Object(m),
-    })
+    Ok(i)
 }
 
 // ------------------------------------------------------------- scheduling
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scheduling {
-    pub implementation: String,
-    /// `schedule_interval` as written, to be checked by PostgreSQL's own
-    /// interval parser.
-    pub interval: Option<String>,
-    pub json: Value,
-}
-
 pub fn scheduling(v: Option<&Value>) -> Result<Scheduling> {
     let default = json!("default");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(
-        v,
-        "scheduling",
-        "scheduling",
-        &["none", "default", "timescaledb"],
-    )?;
-    let mut m = head("scheduling", &imp);
-    let mut interval = None;
-    if imp == "timescaledb" {
-        let i = o
-            .string("schedule_interval")?
-            .unwrap_or_else(|| "00:05:00".into());
-        m.insert("schedule_interval".into(), json!(i));
-        interval = Some(i);
-        put(&mut m, "initial_start", o.string("initial_start")?);
-        put(&mut m, "fixed_schedule", o.boolean("fixed_schedule")?);
-        put(&mut m, "timezone", o.string("timezone")?);
-    }
+    let (mut o, imp) = open::<Scheduling>(v, "scheduling")?;
+    let s = match imp.as_str() {
+        "timescaledb" => Scheduling::Timescaledb {
+            schedule_interval: o
+                .string("schedule_interval")?
+                .unwrap_or_else(|| defaults::SCHEDULE_INTERVAL.into()),
+            initial_start: o.string("initial_start")?,
+            fixed_schedule: o.boolean("fixed_schedule")?,
+            timezone: o.string("timezone")?,
+        },
+        "none" => Scheduling::None,
+        _ => Scheduling::Default,
+    };
     o.finish()?;
-    Ok(Scheduling {
-        implementation: imp,
-        interval,
-        json: Value::Object(m),
-    })
+    Ok(s)
 }
 
 // ------------------------------------------------------------- processing
 
-pub fn processing(v: Option<&Value>) -> Result<Value> {
+pub fn processing(v: Option<&Value>) -> Result<Processing> {
     let default = json!("default");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(v, "processing", "processing", &["default"])?;
-    let mut m = head("processing", &imp);
-    put(&mut m, "batch_size", o.int("batch_size", 1, 2048)?);
-    put(&mut m, "concurrency", o.int("concurrency", 1, 50)?);
+    let (mut o, _) = open::<Processing>(v, "processing")?;
+    let p = Processing::Default {
+        batch_size: o.int("batch_size", 1, 2048)?,
+        concurrency: o.int("concurrency", 1, 50)?,
+    };
     o.finish()?;
-    Ok(Value::Object(m))
+    Ok(p)
 }
 
 // ------------------------------------------------------------ destination
@@ -509,7 +403,7 @@ pub enum Destination {
 pub fn destination(v: Option<&Value>) -> Result<Destination> {
     let default = json!("table");
     let v = v.unwrap_or(&default);
-    let (mut o, imp) = open(v, "destination", "destination", &["table", "column"])?;
+    let (mut o, imp) = open::<StoredDestination>(v, "destination")?;
     let d = if imp == "table" {
         let destination = o.identifier("destination")?;
         let target_schema = o.identifier("target_schema")?;
@@ -541,4 +435,29 @@ pub fn destination(v: Option<&Value>) -> Result<Destination> {
     };
     o.finish()?;
     Ok(d)
+}
+
+/// A stored destination: the parser's, with every name resolved.
+pub fn stored_destination(v: Option<&Value>) -> Result<StoredDestination> {
+    match destination(v)? {
+        Destination::Column { embedding_column } => {
+            Ok(StoredDestination::Column { embedding_column })
+        }
+        Destination::Table {
+            target_schema: Some(target_schema),
+            target_table: Some(target_table),
+            view_schema: Some(view_schema),
+            view_name: Some(view_name),
+            destination: None,
+        } => Ok(StoredDestination::Table {
+            target_schema,
+            target_table,
+            view_schema,
+            view_name,
+        }),
+        Destination::Table { .. } => Err(ConfigError::invalid(
+            "destination",
+            "a stored destination names target_schema, target_table, view_schema and view_name",
+        )),
+    }
 }

@@ -3,10 +3,16 @@
 //! against the source table happen in [`crate::plan`].
 
 pub mod components;
+pub mod describe;
+pub mod model;
 
 use serde_json::Value;
 
-pub use components::{Chunking, Destination, Embedding, Formatting, Indexing, Loading, Scheduling};
+pub use components::Destination;
+pub use model::{
+    Chunking, Component, Embedding, Evaluated, Formatting, Indexing, Loading, Parsing, Processing,
+    Scheduling, StoredDestination,
+};
 
 use crate::error::{ConfigError, Result};
 use crate::json::{check_identifier, describe, Obj};
@@ -18,13 +24,13 @@ pub struct Config {
     pub name: Option<String>,
     pub destination: Destination,
     pub loading: Loading,
-    pub parsing: (String, Value),
+    pub parsing: Parsing,
     pub embedding: Embedding,
     pub chunking: Chunking,
     pub formatting: Formatting,
     pub indexing: Indexing,
     pub scheduling: Scheduling,
-    pub processing: Value,
+    pub processing: Processing,
     pub queue_schema: Option<String>,
     pub queue_table: Option<String>,
     pub grant_to: Vec<String>,
@@ -121,33 +127,33 @@ impl Config {
         o.finish()?;
 
         if let Destination::Column { .. } = destination {
-            if chunking.implementation != "none" {
+            if chunking != Chunking::None {
                 return Err(ConfigError::invalid(
                     "chunking",
                     format!(
                         "a column destination needs chunking \"none\", got \"{}\"",
-                        chunking.implementation
+                        chunking.implementation()
                     ),
                 )
                 .with_hint("a column holds one embedding per row, so the text cannot be split"));
             }
         }
-        if loading.implementation == "uri" && parsing.0 == "none" {
+        if matches!(loading, Loading::Uri { .. }) && parsing == Parsing::None {
             return Err(ConfigError::invalid(
                 "parsing",
                 "parsing \"none\" cannot be used with uri loading",
             )
             .with_hint("documents loaded from a URI are binary; use parsing \"auto\""));
         }
-        if indexing.implementation == "hnsw"
-            && embedding.dimensions > components::MAX_HNSW_DIMENSIONS
+        if matches!(indexing, Indexing::Hnsw { .. })
+            && embedding.dimensions() > components::MAX_HNSW_DIMENSIONS
         {
             return Err(ConfigError::invalid(
                 "indexing",
                 format!(
                     "pgvector's hnsw index supports at most {} dimensions, embedding.dimensions is {}",
                     components::MAX_HNSW_DIMENSIONS,
-                    embedding.dimensions
+                    embedding.dimensions()
                 ),
             ));
         }

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use super::Config;
+use super::{Component, Config};
 use crate::error::ErrorKind;
 
 fn blog() -> Value {
@@ -42,26 +42,26 @@ fn err(v: Value) -> (ErrorKind, String) {
 fn the_blog_example_parses_with_defaults_filled() {
     let c = Config::parse(&blog()).unwrap();
     assert_eq!(c.source, "blog");
-    assert_eq!(c.embedding.dimensions, 768);
+    assert_eq!(c.embedding.dimensions(), 768);
     assert_eq!(
-        c.embedding.json,
+        c.embedding.evaluated(),
         json!({"implementation": "openai", "config_type": "embedding", "model": "text-embedding-3-small", "dimensions": 768, "api_key_name": "OPENAI_API_KEY"})
     );
-    assert_eq!(c.loading.json["retries"], 6);
+    assert_eq!(c.loading.evaluated()["retries"], 6);
     assert_eq!(
-        c.parsing.1,
+        c.parsing.evaluated(),
         json!({"implementation": "auto", "config_type": "parsing"})
     );
     assert_eq!(
-        c.indexing.json,
+        c.indexing.evaluated(),
         json!({"implementation": "default", "config_type": "indexing"})
     );
     assert_eq!(
-        c.scheduling.json,
+        c.scheduling.evaluated(),
         json!({"implementation": "default", "config_type": "scheduling"})
     );
     assert_eq!(
-        c.processing,
+        c.processing.evaluated(),
         json!({"implementation": "default", "config_type": "processing"})
     );
     assert!(c.enqueue_existing);
@@ -90,13 +90,13 @@ fn pgai_spelling_and_short_spelling_evaluate_the_same() {
 fn default_chunking_is_recursive_800_400() {
     let c = Config::parse(&with(blog(), "/chunking", Value::Null)).unwrap();
     assert_eq!(
-        c.chunking.json["implementation"],
+        c.chunking.evaluated()["implementation"],
         "recursive_character_text_splitter"
     );
-    assert_eq!(c.chunking.json["chunk_size"], 800);
-    assert_eq!(c.chunking.json["chunk_overlap"], 400);
+    assert_eq!(c.chunking.evaluated()["chunk_size"], 800);
+    assert_eq!(c.chunking.evaluated()["chunk_overlap"], 400);
     assert_eq!(
-        c.chunking.json["separators"],
+        c.chunking.evaluated()["separators"],
         json!(["\n\n", "\n", ".", "?", "!", " ", ""])
     );
 }
@@ -121,20 +121,20 @@ fn every_embedding_provider_is_accepted_with_its_defaults() {
     for (embedding, key) in cases {
         let c = Config::parse(&with(blog(), "/embedding", embedding)).unwrap();
         assert!(
-            c.embedding.json.get(key).is_some(),
+            c.embedding.evaluated().get(key).is_some(),
             "{key} in {}",
-            c.embedding.json
+            c.embedding.evaluated()
         );
     }
     let st = Config::parse(&with(blog(), "/embedding", json!("sentence_transformers"))).unwrap();
-    assert_eq!(st.embedding.dimensions, 768);
+    assert_eq!(st.embedding.dimensions(), 768);
     let v = Config::parse(&with(
         blog(),
         "/embedding",
         json!({"implementation": "voyageai", "model": "m", "dimensions": 8}),
     ))
     .unwrap();
-    assert_eq!(v.embedding.json["api_key_name"], "VOYAGE_API_KEY");
+    assert_eq!(v.embedding.evaluated()["api_key_name"], "VOYAGE_API_KEY");
 }
 
 #[test]
@@ -145,30 +145,30 @@ fn indexing_scheduling_processing_variants() {
         json!({"implementation": "hnsw", "m": 16, "ef_construction": 64}),
     ))
     .unwrap();
-    assert_eq!(c.indexing.json["opclass"], "vector_cosine_ops");
-    assert_eq!(c.indexing.json["min_rows"], 100000);
-    assert_eq!(c.indexing.json["create_when_queue_empty"], true);
+    assert_eq!(c.indexing.evaluated()["opclass"], "vector_cosine_ops");
+    assert_eq!(c.indexing.evaluated()["min_rows"], 100000);
+    assert_eq!(c.indexing.evaluated()["create_when_queue_empty"], true);
     let c = Config::parse(&with(
         blog(),
         "/indexing",
         json!({"implementation": "diskann", "storage_layout": "plain", "num_neighbors": 50}),
     ))
     .unwrap();
-    assert_eq!(c.indexing.json["storage_layout"], "plain");
+    assert_eq!(c.indexing.evaluated()["storage_layout"], "plain");
     let c = Config::parse(&with(
         blog(),
         "/scheduling",
         json!({"implementation": "timescaledb"}),
     ))
     .unwrap();
-    assert_eq!(c.scheduling.interval.as_deref(), Some("00:05:00"));
+    assert_eq!(c.scheduling.evaluated()["schedule_interval"], "00:05:00");
     let c = Config::parse(&with(
         blog(),
         "/processing",
         json!({"implementation": "default", "batch_size": 100, "concurrency": 2}),
     ))
     .unwrap();
-    assert_eq!(c.processing["batch_size"], 100);
+    assert_eq!(c.processing.evaluated()["batch_size"], 100);
 }
 
 /// Every invalid config names the path it is about.

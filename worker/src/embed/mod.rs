@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Map};
 
-use crate::config::Embedding;
 use http::{Api, HttpEmbedder, HttpSettings};
+use pgai_migrate_core::config::Embedding;
 pub use policy::Policy;
 
 pub enum Embedder {
@@ -87,15 +87,13 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
             }
             Ok(Embedder::Local(shared_minilm()?))
         }
-        Embedding::OpenAi { model, dimensions, user, api_key_name, base_url } => {
+        Embedding::Openai { model, dimensions, user, api_key_name, base_url } => {
             let mut body = Map::new();
             body.insert("model".into(), json!(model));
             body.insert("encoding_format".into(), json!("float"));
-            if let Some(d) = dimensions {
-                // ada-002 has a fixed size and refuses the parameter.
-                if model != "text-embedding-ada-002" {
-                    body.insert("dimensions".into(), json!(d));
-                }
+            // ada-002 has a fixed size and refuses the parameter.
+            if model != "text-embedding-ada-002" {
+                body.insert("dimensions".into(), json!(dimensions));
             }
             if let Some(u) = user {
                 body.insert("user".into(), json!(u));
@@ -106,7 +104,7 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
                 .unwrap_or_else(|| "https://api.openai.com/v1".into());
             // A self-hosted OpenAI-compatible server may need no key.
             let key = allowed_key(policy, &base, Some(api_key_name), base_url.is_none())?;
-            Ok(Embedder::Http(HttpEmbedder::new(Api::OpenAi, &base, key, body, dimensions.map(|d| d as usize), settings)))
+            Ok(Embedder::Http(HttpEmbedder::new(Api::OpenAi, &base, key, body, Some(*dimensions as usize), settings)))
         }
         Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
             let mut body = Map::new();
@@ -125,18 +123,16 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
             allowed_key(policy, &base, None, false)?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::Ollama, &base, None, body, Some(*dimensions as usize), settings)))
         }
-        Embedding::VoyageAi { model, dimensions, input_type, api_key_name } => {
+        Embedding::Voyageai { model, dimensions, input_type, api_key_name } => {
             let mut body = Map::new();
             body.insert("model".into(), json!(model));
-            if let Some(t) = input_type {
-                body.insert("input_type".into(), json!(t));
-            }
+            body.insert("input_type".into(), json!(input_type));
             let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
             let key = allowed_key(policy, &base, Some(api_key_name), true)?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::VoyageAi, &base, key, body, Some(*dimensions as usize), settings)))
         }
-        Embedding::Unsupported(imp) => {
-            Err(format!("embedding implementation {imp:?} is not supported by this worker (supported: openai, ollama, voyageai, sentence_transformers with {})", local::MODEL))
+        Embedding::Litellm { .. } => {
+            Err(format!("embedding implementation \"litellm\" is not supported by this worker (supported: openai, ollama, voyageai, sentence_transformers with {})", local::MODEL))
         }
     }
 }
@@ -193,7 +189,12 @@ mod tests {
     #[test]
     fn unsupported_providers_are_clear_errors() {
         let e = build(
-            &Embedding::Unsupported("litellm".into()),
+            &Embedding::Litellm {
+                model: "cohere/embed".into(),
+                dimensions: 3,
+                api_key_name: None,
+                extra_options: None,
+            },
             &Policy::default(),
         )
         .err()
