@@ -474,3 +474,63 @@ impl Evaluated {
         Evaluated::deserialize(v).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored() -> Value {
+        json!({
+            "name": "v", "source": "public.t",
+            "destination": {"implementation": "table", "config_type": "destination",
+                            "target_schema": "public", "target_table": "t_store",
+                            "view_schema": "public", "view_name": "t_view"},
+            "loading": {"implementation": "column", "config_type": "loading", "column_name": "c", "retries": 6},
+            "embedding": {"implementation": "ollama", "config_type": "embedding", "model": "m", "dimensions": 8},
+            "queue_schema": "migrate", "queue_table": "_vectorizer_q_1",
+        })
+    }
+
+    #[test]
+    fn a_stored_config_without_later_components_reads_their_defaults() {
+        let e = Evaluated::from_value(&stored()).unwrap();
+        assert_eq!(e.chunking, Chunking::default());
+        assert_eq!(e.formatting.template(), Some("$chunk"));
+        assert_eq!(e.processing.batch_size(), defaults::BATCH_SIZE);
+        assert!(e.grant_to.is_empty());
+        // Written back, every component is explicit, in pgai's shape.
+        let v = e.to_value();
+        assert_eq!(v["chunking"]["config_type"], "chunking");
+        assert_eq!(v["chunking"]["chunk_overlap"], 400);
+        assert_eq!(Evaluated::from_value(&v).unwrap(), e);
+    }
+
+    #[test]
+    fn reading_back_checks_like_create_and_names_the_path() {
+        let mut v = stored();
+        v["chunking"] = json!({"implementation": "character_text_splitter", "chunk_size": "big"});
+        let e = Evaluated::from_value(&v).unwrap_err();
+        assert!(e.starts_with("chunking.chunk_size: expected a positive integer"), "{e}");
+        v["chunking"] = json!({"implementation": "chunking", "config_type": "embedding"});
+        assert!(Evaluated::from_value(&v)
+            .unwrap_err()
+            .starts_with("chunking.config_type: expected \"chunking\""));
+    }
+
+    #[test]
+    fn the_tag_and_config_type_lead_the_stored_object() {
+        let e = Embedding::Voyageai {
+            model: "m".into(),
+            dimensions: 4,
+            input_type: "query".into(),
+            api_key_name: "K".into(),
+        };
+        assert_eq!(
+            e.evaluated().to_string(),
+            r#"{"implementation":"voyageai","config_type":"embedding","model":"m","dimensions":4,"input_type":"query","api_key_name":"K"}"#
+        );
+        assert_eq!(e.implementation(), "voyageai");
+        assert_eq!(Embedding::parse(Some(&e.evaluated())).unwrap(), e);
+    }
+}
