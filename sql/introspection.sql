@@ -73,7 +73,6 @@ $$;
 -- renames.
 CREATE VIEW migrate.vectorizer_status AS
 SELECT v.id,
-       v.name,
        pg_catalog.format('%I.%I', n.nspname, c.relname) AS source_table,
        CASE WHEN v.target_table IS NOT NULL
             THEN pg_catalog.format('%I.%I', v.target_schema, v.target_table) END AS target_table,
@@ -83,6 +82,7 @@ SELECT v.id,
             THEN pg_catalog.format('%I', v.embedding_column) ELSE 'embedding' END AS embedding_column,
        migrate.vectorizer_queue_pending(v.id) AS pending_items,
        v.disabled,
+       v.name,
        v.source
 FROM migrate.vectorizer v
 LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) v.source

@@ -85,8 +85,8 @@ def test_pgai_doc_examples_run_unchanged_but_for_the_schema(db):
     # Get an overview of all vectorizers
     rows = db.execute("SELECT * FROM migrate.vectorizer_status ORDER BY id").fetchall()
     assert [r[:8] for r in rows] == [
-        (1, NAME, "public.blog", "public.blog_embeddings_store", "public.blog_embeddings", "embedding", 3, False),
-        (2, "post_embedder", "public.post", "public.post_embeddings_store", "public.post_embeddings", "embedding", 2, False),
+        (1, "public.blog", "public.blog_embeddings_store", "public.blog_embeddings", "embedding", 3, False, NAME),
+        (2, "public.post", "public.post_embeddings_store", "public.post_embeddings", "embedding", 2, False, "post_embedder"),
     ]
     assert db.execute("SELECT * FROM migrate.vectorizer_status WHERE pending_items > 0").rowcount == 2
     assert db.execute(
@@ -120,12 +120,13 @@ def test_pgai_doc_examples_run_unchanged_but_for_the_schema(db):
 
 def test_status_has_pgais_columns_first_then_ours(blog):
     cur = blog.execute("SELECT * FROM migrate.vectorizer_status")
+    # pgai's seven, in pgai's order (SPEC 7.4), then ours.
     assert [c.name for c in cur.description] == [
-        "id", "name", "source_table", "target_table", "view", "embedding_column", "pending_items", "disabled",
-        "source",
+        "id", "source_table", "target_table", "view", "embedding_column", "pending_items", "disabled",
+        "name", "source",
     ]
-    assert cur.fetchone() == (1, NAME, "public.blog", "public.blog_embeddings_store", "public.blog_embeddings",
-                              "embedding", 3, False, "blog")
+    assert cur.fetchone() == (1, "public.blog", "public.blog_embeddings_store", "public.blog_embeddings",
+                              "embedding", 3, False, NAME, "blog")
 
 
 def test_status_of_a_column_destination(db):

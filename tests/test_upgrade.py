@@ -19,7 +19,7 @@ from conftest import BLOG_CONFIG, CONNINFO, connect, create_blog, create_vectori
 pytestmark = pytest.mark.usefixtures("server_watch")
 
 ZERO = "array_fill(0, ARRAY[768])::vector"
-CURRENT = "0.4.0"
+CURRENT = "0.5.0"
 
 
 def released_installed(conn, version):
