@@ -1119,6 +1119,7 @@ pub fn drop_sql(
     out
 }
 
+pub mod steps;
 pub mod sync;
 pub mod worker;
 
