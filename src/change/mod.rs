@@ -2,7 +2,9 @@
 //! alter or create would do, without doing it) and `restore_vectorizer`
 //! (re-create from history). The merge and the classification of each
 //! changed leaf are pure (`pgai_migrate_core::change`); this module reads
-//! the database and applies them.
+//! the database and prepares a change, [`apply`] checks it and runs its
+//! steps, [`preview`] is `plan_vectorizer` and [`restore`]
+//! `restore_vectorizer`.
 
 use pgai_migrate_core::change::{self, Change};
 use pgai_migrate_core::config::read_document;
