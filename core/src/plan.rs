@@ -1128,6 +1128,7 @@ pub fn drop_sql(
     out
 }
 
+pub mod steps;
 pub mod sync;
 pub mod worker;
 
