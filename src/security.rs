@@ -61,11 +61,42 @@ pub fn current_user() -> (pg_sys::Oid, String) {
 /// does the same, so no return path restores anything by hand.
 pub struct Setting {
     nest_level: i32,
+    name: &'static CStr,
+    /// The value before; put back on drop even if code run meanwhile made
+    /// a session-level SET (which GUC nesting would keep, as it does for a
+    /// function's SET clause): a table owner's trigger must not leave the
+    /// caller with its search_path.
+    previous: Option<CString>,
+}
+
+fn current(name: &CStr) -> Option<CString> {
+    // SAFETY: returns a palloc'd copy of the value, or NULL when unset.
+    unsafe {
+        let v = pg_sys::GetConfigOptionByName(name.as_ptr(), std::ptr::null_mut(), true);
+        (!v.is_null()).then(|| CStr::from_ptr(v).to_owned())
+    }
+}
+
+fn assign(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
+    // SAFETY: a plain GUC assignment at the session's level.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
 }
 
 impl Setting {
-    pub fn new(name: &CStr, value: &str) -> Setting {
+    pub fn new(name: &'static CStr, value: &str) -> Setting {
         let value = CString::new(value).expect("settings hold no NUL");
+        let previous = current(name);
         // SAFETY: a plain GUC assignment, undone by AtEOXact_GUC on drop,
         // or by transaction abort on error.
         unsafe {
@@ -80,7 +111,11 @@ impl Setting {
                 0,
                 false,
             );
-            Setting { nest_level }
+            Setting {
+                nest_level,
+                name,
+                previous,
+            }
         }
     }
 }
@@ -93,6 +128,11 @@ impl Drop for Setting {
         }
         // SAFETY: pops exactly the nest level `new` pushed.
         unsafe { pg_sys::AtEOXact_GUC(true, self.nest_level) }
+        if let Some(previous) = &self.previous {
+            if current(self.name).as_ref() != Some(previous) {
+                assign(self.name, previous, pg_sys::GucAction::GUC_ACTION_SET);
+            }
+        }
     }
 }
 
