@@ -10,6 +10,9 @@ if [ "$(id -u)" = 0 ]; then
     missing=()
     dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
     command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+    # sqitch for its client test (tests/test_sqitch.py), with its PostgreSQL driver
+    command -v sqitch >/dev/null 2>&1 || missing+=(sqitch)
+    dpkg -s libdbd-pg-perl >/dev/null 2>&1 || missing+=(libdbd-pg-perl)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
