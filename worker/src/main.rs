@@ -3,6 +3,7 @@
 //! embedding (`embed`) on the command line.
 
 mod chunking;
+mod connect;
 mod embed;
 mod pipeline;
 mod progress;
@@ -31,9 +32,11 @@ struct Cli {
 enum Command {
     /// Drain the queues of every enabled vectorizer (or only those named).
     Run {
-        /// libpq-style connection string or postgresql:// URL.
+        /// libpq connection string or postgresql:// URI; what it leaves
+        /// out comes from the service file, PGHOST, PGPORT, PGUSER,
+        /// PGDATABASE, PGSSLMODE, … and ~/.pgpass, as with libpq.
         #[arg(long, env = "PGAI_MIGRATE_DB")]
-        db: String,
+        db: Option<String>,
         /// Drain what is claimable now and exit.
         #[arg(long)]
         once: bool,
@@ -78,9 +81,10 @@ enum Command {
     /// Show each vectorizer's pending and failed keys, recorded errors and
     /// the age of its oldest queued key (migrate.vectorizer_progress).
     Status {
-        /// libpq-style connection string or postgresql:// URL.
+        /// As for `run`: a libpq connection string or URI, else the
+        /// service file and the PG* environment.
         #[arg(long, env = "PGAI_MIGRATE_DB")]
-        db: String,
+        db: Option<String>,
     },
     /// Read one document on stdin, print its chunks as a JSON array.
     Chunk {
@@ -211,8 +215,8 @@ fn embed_cmd(
 }
 
 /// `status`: one line per vectorizer, as the extension counts them.
-fn status(db: &str) -> Result<(), String> {
-    let mut client = worker::connect(db).map_err(|e| worker::db_error_text(&e))?;
+fn status(db: &connect::params::Settings) -> Result<(), String> {
+    let mut client = worker::connect(db).map_err(|e| e.text())?;
     let rows = client
         .query(
             "SELECT name, pending_items, failed_items, error_count,
@@ -293,6 +297,13 @@ fn main() -> ExitCode {
             statement_timeout,
             progress_interval,
         } => {
+            let db = match connect::settings(db.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("pgai-migrate-worker: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let policy = match policy(&endpoints) {
                 Ok(p) => p,
                 Err(e) => {
@@ -315,7 +326,13 @@ fn main() -> ExitCode {
             });
             return ExitCode::from(code as u8);
         }
-        Command::Status { db } => status(&db),
+        Command::Status { db } => match connect::settings(db.as_deref()) {
+            Ok(s) => status(&s),
+            Err(e) => {
+                eprintln!("pgai-migrate-worker: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Chunk {
             config,
             row,

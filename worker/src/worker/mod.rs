@@ -25,9 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 use serde_json::{json, Map, Value};
 
+use crate::connect::params::Settings;
 use crate::embed;
 use crate::pipeline::Prepared;
 use pgai_migrate_core::config::Evaluated;
@@ -39,7 +40,8 @@ use crate::progress::{self, Progress};
 pub use batch::{db_error_text, BatchError};
 
 pub struct Options {
-    pub db: String,
+    /// Where and how to connect (`--db`, the service file, `PG*`).
+    pub db: Settings,
     pub once: bool,
     pub vectorizers: Vec<String>,
     pub concurrency: usize,
@@ -184,15 +186,37 @@ pub struct BatchStats {
     pub stale: bool,
 }
 
-pub fn connect(db: &str) -> Result<Client, postgres::Error> {
-    let mut client = Client::connect(db, NoTls)?;
+/// Why a worker could not start or went on no longer.
+pub enum Failed {
+    /// Connecting failed: one line, the reason for each host tried.
+    Connect(String),
+    Db(postgres::Error),
+}
+
+impl From<postgres::Error> for Failed {
+    fn from(e: postgres::Error) -> Self {
+        Failed::Db(e)
+    }
+}
+
+impl Failed {
+    pub fn text(&self) -> String {
+        match self {
+            Failed::Connect(t) => t.clone(),
+            Failed::Db(e) => db_error_text(e),
+        }
+    }
+}
+
+pub fn connect(db: &Settings) -> Result<Client, Failed> {
+    let mut client = crate::connect::connect(db).map_err(Failed::Connect)?;
     // Every statement the worker runs looks keys up through an index (the
     // queue's and source's primary keys, the store's unique key). A store
     // that is filling up has stale statistics, and the planner would then
     // scan it whole for each batch's delete: steer it to the indexes.
-    client.batch_execute(
-        "SET search_path = pg_catalog, pg_temp; SET application_name = 'pgai-migrate-worker'; SET enable_seqscan = off",
-    )?;
+    // (application_name is sent at connection: `pgai-migrate-worker`
+    // unless the conninfo or PGAPPNAME names another.)
+    client.batch_execute("SET search_path = pg_catalog, pg_temp; SET enable_seqscan = off")?;
     Ok(client)
 }
 
@@ -201,7 +225,7 @@ impl Worker {
         opts: Arc<Options>,
         stop: Arc<AtomicBool>,
         progress: Arc<Progress>,
-    ) -> Result<Self, postgres::Error> {
+    ) -> Result<Self, Failed> {
         let mut client = connect(&opts.db)?;
         let has_errors_table: bool = client
             .query_one(
@@ -446,7 +470,7 @@ pub fn run(opts: Options) -> i32 {
         }
         Ok(_) => {}
         Err(e) => {
-            eprintln!("pgai-migrate-worker: {}", db_error_text(&e));
+            eprintln!("pgai-migrate-worker: {}", e.text());
             return 1;
         }
     }
@@ -491,12 +515,12 @@ pub fn run(opts: Options) -> i32 {
 /// One worker; reconnects after a lost connection unless `--once`.
 fn worker_thread(opts: Arc<Options>, stop: Arc<AtomicBool>, progress: Arc<Progress>) -> bool {
     loop {
-        let res =
-            Worker::new(opts.clone(), stop.clone(), progress.clone()).and_then(|mut w| w.run());
+        let res = Worker::new(opts.clone(), stop.clone(), progress.clone())
+            .and_then(|mut w| Ok(w.run()?));
         match res {
             Ok(clean) => return clean,
             Err(e) => {
-                eprintln!("pgai-migrate-worker: {}", db_error_text(&e));
+                eprintln!("pgai-migrate-worker: {}", e.text());
                 if opts.once || stop.load(Ordering::Relaxed) {
                     return false;
                 }
