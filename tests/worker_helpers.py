@@ -16,8 +16,10 @@ import pytest
 
 from conftest import CONNINFO, ROOT, connect, create_vectorizer
 
+# PGAI_MIGRATE_WORKER names the binary; else it is where cargo builds it.
 WORKER = os.environ.get(
-    "PGAI_MIGRATE_WORKER", os.path.join(ROOT, "target", "release", "pgai-migrate-worker")
+    "PGAI_MIGRATE_WORKER",
+    os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "pgai-migrate-worker"),
 )
 LOCAL_EMBEDDING = {"implementation": "sentence_transformers", "model": "all-MiniLM-L6-v2", "dimensions": 384}
 
