@@ -13,6 +13,12 @@ if [ "$(id -u)" = 0 ]; then
     # sqitch for its client test (tests/test_sqitch.py), with its PostgreSQL driver
     command -v sqitch >/dev/null 2>&1 || missing+=(sqitch)
     dpkg -s libdbd-pg-perl >/dev/null 2>&1 || missing+=(libdbd-pg-perl)
+    # A PostgreSQL built with TLS for the worker's connection tests (the
+    # embedded PostgreSQL 18 has none), the certificates' tool, and ip(8)
+    # for their network namespaces.
+    dpkg -s postgresql-15 >/dev/null 2>&1 || missing+=(postgresql-15)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
