@@ -159,20 +159,20 @@ GSSENC_REQUEST = 80877104
 
 
 class TlsFront:
-    """Listens on 127.0.0.1, speaks PostgreSQL's TLS negotiation (the
+    """Listens on `bind` (127.0.0.1), speaks PostgreSQL's TLS negotiation (the
     SSLRequest, or TLS at once with ALPN "postgresql" as PostgreSQL 17
     does for sslnegotiation=direct) with Python's OpenSSL, and relays the
     decrypted protocol to a server's Unix socket, as a TLS-terminating
     pooler or proxy in front of a managed database does. Plaintext
     clients are refused."""
 
-    def __init__(self, cert, key, backend_socket):
+    def __init__(self, cert, key, backend_socket, bind="127.0.0.1"):
         self.backend = backend_socket
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         self.ctx.set_alpn_protocols(["postgresql"])
         self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind((bind, 0))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.stopping = False
@@ -249,3 +249,37 @@ class TlsFront:
     def close(self):
         self.stopping = True
         self.listener.close()
+
+
+def serve_host(cert, key, backend_socket, bind, dims, delay, out):
+    """A database host of its own (run inside a network namespace): the
+    TLS front and an embedding server on `bind`. Prints their addresses
+    as one JSON line; on SIGTERM writes the embedding requests (client
+    address, start, end, texts) to `out` and exits."""
+    import json
+    import signal
+    import sys
+
+    from worker_helpers import EmbeddingServer
+
+    front = TlsFront(cert, key, backend_socket, bind=bind)
+    emb = EmbeddingServer(int(dims), host=bind, delay=float(delay))
+
+    def stop(*_):
+        with emb.lock:
+            reqs = [{"client": r["client"], "start": r["start"], "end": r["end"],
+                     "texts": r["body"].get("input") or []} for r in emb.requests]
+        with open(out, "w") as f:
+            json.dump(reqs, f)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print(json.dumps({"tls_port": front.port, "http_url": emb.url}), flush=True)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_host(*sys.argv[1:])

@@ -145,7 +145,8 @@ class EmbeddingServer:
     that is not an embeddings response), "wrong_dims", "garbage" (200, not
     JSON), or ("sleep", seconds) before answering normally."""
 
-    def __init__(self, dims):
+    def __init__(self, dims, host="127.0.0.1", delay=0.0):
+        self.delay = delay  # seconds before every answer
         self.dims = dims
         self.script = []
         self.requests = []  # {"start", "end", "path", "headers", "body"}, in arrival order
@@ -164,10 +165,12 @@ class EmbeddingServer:
             def do_POST(self):
                 start = time.monotonic()
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                record = {"start": start, "end": None, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                record = {"start": start, "end": None, "client": self.client_address[0], "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
                 with server.lock:
                     server.requests.append(record)
                     action = server.script.pop(0) if server.script else None
+                if server.delay:
+                    time.sleep(server.delay)
                 if action == "hang":
                     time.sleep(3)
                     action = None
@@ -209,9 +212,9 @@ class EmbeddingServer:
                     pass  # the client gave up (a timeout test)
                 record["end"] = time.monotonic()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
         LIVE_ENDPOINTS.extend([self.url, self.url + "/v1"])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
