@@ -136,13 +136,17 @@ def test_allow_tries_without_tls_then_with(tls_server, home):
     assert connects(home, dsn(tls_server, "pw_ssl", sslmode="allow"))
 
 
-def test_prefer_uses_tls_and_falls_back(tls_server, plain_server, home):
+def test_prefer_uses_tls_and_falls_back(tls_server, plain_server, home, pki):
     assert connects(home, dsn(tls_server, "pw_ssl", sslmode="prefer"))
     # hostnossl refuses the TLS session: libpq's prefer retries without
     assert connects(home, dsn(tls_server, "pw_plain", sslmode="prefer"))
     # the default sslmode is prefer
     assert connects(home, dsn(tls_server, "pw_plain"))
     assert connects(home, dsn(plain_server, "pw_any", sslmode="prefer"))
+    # a certificate that fails verification: prefer goes on without TLS, as libpq does
+    assert connects(home, dsn(tls_server, "pw_plain", sslmode="prefer", sslrootcert=pki.path("other_ca.crt")))
+    refused(home, dsn(tls_server, "pw_ssl", sslmode="prefer", sslrootcert=pki.path("other_ca.crt")),
+            says="no encryption")
 
 
 def test_require_encrypts_without_verifying(tls_server, plain_server, home, pki):

@@ -136,17 +136,20 @@ fn base_config(s: &Settings, e: &Endpoint, password: Option<&str>) -> Config {
 
 /// One connection attempt's failure: what the server said (which may be
 /// worth a retry with the other encryption, as libpq does for `allow`
-/// and `prefer`), no TLS on the server, or anything else.
+/// and `prefer`), no TLS on the server, a failed TLS handshake (an
+/// untrusted certificate, say: `prefer` then goes on without TLS, as
+/// libpq does), or anything else.
 enum Failure {
     Server(String),
     NoTlsOnServer,
+    Handshake(String),
     Other(String),
 }
 
 impl Failure {
     fn text(&self) -> String {
         match self {
-            Failure::Server(t) | Failure::Other(t) => t.clone(),
+            Failure::Server(t) | Failure::Handshake(t) | Failure::Other(t) => t.clone(),
             Failure::NoTlsOnServer => "server does not support SSL, but SSL was required".into(),
         }
     }
@@ -188,7 +191,19 @@ fn classify(e: postgres::Error, pgpass: Option<&Path>) -> Failure {
     if parts[0] == "timeout waiting for server" {
         return Failure::Other("timeout expired (connect_timeout)".into());
     }
+    if parts[0] == "error performing TLS handshake" {
+        return Failure::Handshake(parts.join(": "));
+    }
     Failure::Other(parts.join(": "))
+}
+
+/// A name as rustls presents it (`DnsName("db.example")`,
+/// `IpAddress(10.0.0.1)`), without the wrapping.
+fn presented_name(p: &str) -> &str {
+    match (p.find('('), p.rfind(')')) {
+        (Some(a), Some(b)) if a < b => p[a + 1..b].trim_matches('"'),
+        _ => p,
+    }
 }
 
 fn rustls_text(e: &rustls::Error) -> String {
@@ -201,7 +216,7 @@ fn rustls_text(e: &rustls::Error) -> String {
             "server certificate for {} does not match host name \"{}\"",
             presented
                 .iter()
-                .map(|p| format!("\"{p}\""))
+                .map(|p| format!("\"{}\"", presented_name(p)))
                 .collect::<Vec<_>>()
                 .join(", "),
             expected.to_str()
@@ -275,13 +290,15 @@ fn connect_endpoint(s: &Settings, e: &Endpoint) -> Result<Client, String> {
         (SslMode::Allow, Err(Failure::Server(t))) => {
             attempt(s, e, pw, from_file, true).map_err(|f| format!("{t}; with SSL: {}", f.text()))
         }
-        // prefer: TLS first, plaintext if the server has none or refused
-        // the TLS session.
+        // prefer: TLS first, plaintext if the server has none, refused the
+        // TLS session, or the handshake failed.
         (SslMode::Prefer, Err(Failure::NoTlsOnServer)) => {
             attempt(s, e, pw, from_file, false).map_err(|f| f.text())
         }
-        (SslMode::Prefer, Err(Failure::Server(t))) => attempt(s, e, pw, from_file, false)
-            .map_err(|f| format!("{t}; without SSL: {}", f.text())),
+        (SslMode::Prefer, Err(Failure::Server(t) | Failure::Handshake(t))) => {
+            attempt(s, e, pw, from_file, false)
+                .map_err(|f| format!("{t}; without SSL: {}", f.text()))
+        }
         (_, Err(f)) => Err(f.text()),
     }
 }
