@@ -17,7 +17,8 @@ import pytest
 from conftest import CONNINFO, ROOT, connect, create_vectorizer
 
 WORKER = os.environ.get(
-    "PGAI_MIGRATE_WORKER", os.path.join(ROOT, "target", "release", "pgai-migrate-worker")
+    "PGAI_MIGRATE_WORKER",
+    os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "pgai-migrate-worker"),
 )
 LOCAL_EMBEDDING = {"implementation": "sentence_transformers", "model": "all-MiniLM-L6-v2", "dimensions": 384}
 

@@ -3,7 +3,7 @@
 //! embedding (`embed`) on the command line.
 
 mod chunking;
-mod embed;
+use pgai_migrate_embed as embed;
 mod pipeline;
 mod worker;
 
