@@ -18,6 +18,7 @@ mod api;
 mod catalog;
 mod change;
 mod ddl;
+mod embed_api;
 mod error;
 mod introspection;
 mod security;
@@ -38,6 +39,7 @@ mod migrate {}
 pub extern "C-unwind" fn _PG_init() {
     trigger::register_callbacks();
     worker_api::register_callbacks();
+    embed_api::register_settings();
 }
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
@@ -52,6 +54,7 @@ extension_sql_file!(
     requires = ["catalog"]
 );
 extension_sql_file!("../sql/worker.sql", name = "worker", requires = ["catalog"]);
+extension_sql_file!("../sql/embed.sql", name = "embed", requires = ["catalog"]);
 extension_sql_file!(
     "../sql/call_forms.sql",
     name = "call_forms",
