@@ -511,7 +511,10 @@ mod tests {
         let mut v = stored();
         v["chunking"] = json!({"implementation": "character_text_splitter", "chunk_size": "big"});
         let e = Evaluated::from_value(&v).unwrap_err();
-        assert!(e.starts_with("chunking.chunk_size: expected a positive integer"), "{e}");
+        assert!(
+            e.starts_with("chunking.chunk_size: expected a positive integer"),
+            "{e}"
+        );
         v["chunking"] = json!({"implementation": "chunking", "config_type": "embedding"});
         assert!(Evaluated::from_value(&v)
             .unwrap_err()
