@@ -33,12 +33,18 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'vectorizer_embed_with_config_wrapper';
 
 CREATE FUNCTION migrate.vectorizer_embed(name text, input_text text, input_type text DEFAULT NULL) RETURNS @extschema:vector@.vector
 IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
-AS $$ SELECT migrate.vectorizer_embed_text(name, input_text, input_type)::@extschema:vector@.vector $$;
+AS $$
+SELECT migrate.vectorizer_embed_text(name, input_text, input_type)::@extschema:vector@.vector
+$$;
 
 CREATE FUNCTION migrate.vectorizer_embed(vectorizer_id int4, input_text text, input_type text DEFAULT NULL) RETURNS @extschema:vector@.vector
 IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
-AS $$ SELECT migrate.vectorizer_embed_text(vectorizer_id, input_text, input_type)::@extschema:vector@.vector $$;
+AS $$
+SELECT migrate.vectorizer_embed_text(vectorizer_id, input_text, input_type)::@extschema:vector@.vector
+$$;
 
 CREATE FUNCTION migrate.vectorizer_embed(embedding_config jsonb, input_text text, input_type text DEFAULT NULL) RETURNS @extschema:vector@.vector
 IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
-AS $$ SELECT migrate.vectorizer_embed_config_text(embedding_config::pg_catalog.text, input_text, input_type)::@extschema:vector@.vector $$;
+AS $$
+SELECT migrate.vectorizer_embed_config_text(embedding_config::pg_catalog.text, input_text, input_type)::@extschema:vector@.vector
+$$;
