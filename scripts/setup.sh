@@ -10,6 +10,9 @@ if [ "$(id -u)" = 0 ]; then
     missing=()
     dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
     command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+    # sqitch for its client test (tests/test_sqitch.py), with its PostgreSQL driver
+    command -v sqitch >/dev/null 2>&1 || missing+=(sqitch)
+    dpkg -s libdbd-pg-perl >/dev/null 2>&1 || missing+=(libdbd-pg-perl)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
@@ -89,7 +92,7 @@ fi
 
 # Node.js migration tools the client tests run (tests/test_drizzle.py,
 # test_node_migrations.py), pinned; reinstalled only when this list changes.
-NPM_TOOLS="drizzle-kit@0.31.11 drizzle-orm@0.45.4 pg@8.23.1 typeorm@1.1.1 reflect-metadata@0.2.2 knex@3.3.0 node-pg-migrate@9.0.0"
+NPM_TOOLS="drizzle-kit@0.31.11 drizzle-orm@0.45.4 pg@8.23.1 typeorm@1.1.1 reflect-metadata@0.2.2 knex@3.3.0 node-pg-migrate@9.0.0 sequelize@6.37.8 sequelize-cli@6.6.5"
 NPM_TOOLS_DIR="$PGAI_MIGRATE_HOME/npm-tools"
 if [ "$(cat "$NPM_TOOLS_DIR/.installed" 2>/dev/null || true)" != "$NPM_TOOLS" ]; then
     log "installing the Node.js migration tools into $NPM_TOOLS_DIR"

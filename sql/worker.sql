@@ -65,3 +65,56 @@ FROM migrate._vectorizer_errors e;
 
 GRANT SELECT ON migrate.vectorizer_errors TO PUBLIC;
 GRANT INSERT (vectorizer_id, key, message, details) ON migrate.vectorizer_errors TO PUBLIC;
+
+-- How far each vectorizer is: exact counts of the queue and the failed
+-- queue, the error rows recorded, and the oldest queued key. Exact counts
+-- read whole queues, so this is for a person or a progress display, not
+-- for a dashboard polling every second. Like vectorizer_queue_pending it
+-- runs as the extension owner and finds the queues by OID: anyone may see
+-- the numbers, no one reads the rows through it, and no code of a queue's
+-- owner runs.
+CREATE FUNCTION migrate.vectorizer_backlog(vectorizer_id int4,
+    OUT pending_items int8, OUT failed_items int8, OUT error_count int8, OUT oldest_queued_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q regclass;
+    f regclass;
+BEGIN
+    IF vectorizer_id IS NULL THEN
+        RAISE EXCEPTION 'vectorizer_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT cq.oid::regclass, cf.oid::regclass INTO q, f
+    FROM migrate.vectorizer v
+    LEFT JOIN pg_class cq ON cq.oid = v.queue_relid
+    LEFT JOIN pg_class cf ON cf.oid = v.queue_failed_relid
+    WHERE v.id = vectorizer_backlog.vectorizer_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'vectorizer % does not exist', vectorizer_id USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT id, name FROM migrate.vectorizer lists the vectorizers';
+    END IF;
+    IF q IS NOT NULL THEN
+        EXECUTE format('SELECT count(*), min(queued_at) FROM %s', q) INTO pending_items, oldest_queued_at;
+    END IF;
+    IF f IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM %s', f) INTO failed_items;
+    END IF;
+    SELECT count(*) INTO error_count FROM migrate._vectorizer_errors e
+    WHERE e.vectorizer_id = vectorizer_backlog.vectorizer_id;
+END
+$$;
+
+CREATE VIEW migrate.vectorizer_progress AS
+SELECT v.id,
+       v.name,
+       b.pending_items,
+       b.failed_items,
+       b.error_count,
+       b.oldest_queued_at,
+       pg_catalog.now() OPERATOR(pg_catalog.-) b.oldest_queued_at AS oldest_queued_age,
+       v.disabled
+FROM migrate.vectorizer v,
+     LATERAL migrate.vectorizer_backlog(v.id) b;
+
+GRANT SELECT ON migrate.vectorizer_progress TO PUBLIC;

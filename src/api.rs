@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use pgai_migrate_core::ident::qualified;
+use pgai_migrate_core::plan::steps::{create_steps, drop_steps, FIXED_SEARCH_PATH};
 use pgai_migrate_core::plan::{
-    check_queue_place, drop_sql, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant,
+    check_queue_place, revoke_kept_sql, Context, GrantTarget, Relation, SharedGrant,
     EXTENSION_SCHEMA,
 };
 use pgai_migrate_core::{build_plan, Config, ConfigError, ErrorKind};
@@ -15,8 +16,9 @@ use serde_json::Value;
 use crate::adopt;
 use crate::catalog;
 use crate::error::{not_null, raise, unknown_vectorizer, OrRaise};
-use crate::security::{current_user, AsRole, RowSecurityOff};
-use crate::spi::{jsonb_text, one, run, set_search_path};
+use crate::security::{current_user, search_path};
+use crate::spi::{jsonb_text, one};
+use crate::steps::run_steps;
 
 /// `migrate.create_vectorizer(config text)`: create a vectorizer from one
 /// JSON document; returns its id. The jsonb form passes its text here:
@@ -82,7 +84,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
     // The source resolves with the caller's search_path; everything after
     // runs with a fixed one so nothing the caller planted can interfere.
     let relid = catalog::resolve_source(&config.source);
-    let caller_path = set_search_path("pg_catalog, pg_temp");
+    let _fixed = search_path(FIXED_SEARCH_PATH);
     if catalog::owns_relation(relid) != Some(true) {
         raise(ConfigError::new(
             ErrorKind::InsufficientPrivilege,
@@ -121,7 +123,7 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
     );
     catalog::lock_names(&locks);
     if let Some(existing) = catalog::find(&plan.name) {
-        return already_exists(config, &plan, existing, &caller_path);
+        return already_exists(config, &plan, existing);
     }
     check_queue_place(&plan.queue, Some(id)).or_raise();
     for (path, schema) in &plan.schemas {
@@ -168,57 +170,28 @@ pub fn create(config: &Config, label: Option<&str>, restored_from: Option<i64>) 
     }
     let shared_grants = decide_shared_grants(id, relid, &plan.shared_grants);
 
-    {
-        let _elevated = AsRole::new(catalog::extension_owner(), false);
-        set_search_path(&plan.ddl_search_path);
-        for sql in kept.destination_sql(&plan) {
-            run(&sql);
-        }
-        for sql in &plan.create {
-            run(sql);
-        }
-        let bulk = !plan.queue_bulk.is_empty();
-        if bulk {
-            for sql in &plan.queue_bulk {
-                run(sql);
-            }
-        } else {
-            run(&plan.queue_plain);
-        }
-        for sql in &plan.after_queue {
-            run(sql);
-        }
-        for (g, missing) in &shared_grants {
-            if *missing {
-                run(&g.grant_sql(&source_sql));
-            }
-        }
-        set_search_path("pg_catalog, pg_temp");
-        if !bulk {
-            let _owner = AsRole::new(catalog::owner_of(relid), true);
-            let _all_rows = RowSecurityOff::new();
-            for sql in &plan.as_owner {
-                run(sql);
-            }
-        }
-        for sql in &plan.index {
-            run(sql);
-        }
-        let granted: Value = shared_grants.iter().map(|(g, _)| g.to_json()).collect();
-        catalog::insert(id, &plan, relid, &source, &caller, granted);
-        let label = catalog::take_label(label);
-        catalog::record_revision(
-            id,
-            &plan.name,
-            "create",
-            &plan.config,
-            None,
-            &caller,
-            label.as_deref(),
-            restored_from,
-        );
-    }
-    set_search_path(&caller_path);
+    let grants: Vec<String> = shared_grants
+        .iter()
+        .filter(|(_, missing)| *missing)
+        .map(|(g, _)| g.grant_sql(&source_sql))
+        .collect();
+    run_steps(
+        &create_steps(&plan, &kept.destination_sql(&plan), &grants),
+        relid,
+    );
+    let granted: Value = shared_grants.iter().map(|(g, _)| g.to_json()).collect();
+    catalog::insert(id, &plan, relid, &source, &caller, granted);
+    let label = catalog::take_label(label);
+    catalog::record_revision(
+        id,
+        &plan.name,
+        "create",
+        &plan.config,
+        None,
+        &caller,
+        label.as_deref(),
+        restored_from,
+    );
     id
 }
 
@@ -228,7 +201,6 @@ fn already_exists(
     config: &Config,
     plan: &pgai_migrate_core::Plan,
     existing: catalog::Existing,
-    caller_path: &str,
 ) -> i32 {
     if !config.if_not_exists {
         raise(
@@ -266,7 +238,6 @@ fn already_exists(
     notice!("vectorizer \"{}\" already exists, skipping", plan.name);
     // A no-op still ends its migration: its label must not reach the next.
     catalog::take_label(None);
-    set_search_path(caller_path);
     existing.id
 }
 
@@ -324,13 +295,12 @@ pub fn drop_vectorizer_labelled(
     let drop_all = drop_all.unwrap_or_else(|| not_null("drop_all"));
     let if_exists = if_exists.unwrap_or_else(|| not_null("if_exists"));
     let (_, caller) = current_user();
-    let caller_path = set_search_path("pg_catalog, pg_temp");
+    let _fixed = search_path(FIXED_SEARCH_PATH);
     catalog::lock_names(&[name.to_string()]);
     let Some(existing) = catalog::find(name) else {
         if if_exists {
             notice!("vectorizer \"{name}\" does not exist, skipping");
             catalog::take_label(label);
-            set_search_path(&caller_path);
             return;
         }
         unknown_vectorizer(name)
@@ -409,30 +379,23 @@ pub fn drop_vectorizer_labelled(
         source.as_deref(),
         &recorded,
     ));
-    {
-        let _elevated = AsRole::new(catalog::extension_owner(), false);
-        for sql in &revokes {
-            run(sql);
-        }
-        // The catalog row goes first, so the sql_drop event trigger sees
-        // these objects as no one's.
-        catalog::delete(existing.id);
-        for sql in drop_sql(&triggers, &queues, view.as_ref(), store.as_ref()) {
-            run(&sql);
-        }
-        let label = catalog::take_label(label);
-        catalog::record_revision(
-            existing.id,
-            name,
-            "drop",
-            &existing.config,
-            Some(drop_all),
-            &caller,
-            label.as_deref(),
-            None,
-        );
-    }
-    set_search_path(&caller_path);
+    let steps = drop_steps(&revokes, &triggers, &queues, view.as_ref(), store.as_ref());
+    run_steps(&steps.revoke, existing.source);
+    // The catalog row goes first, so the sql_drop event trigger sees
+    // these objects as no one's.
+    catalog::delete(existing.id);
+    run_steps(&steps.remove, existing.source);
+    let label = catalog::take_label(label);
+    catalog::record_revision(
+        existing.id,
+        name,
+        "drop",
+        &existing.config,
+        Some(drop_all),
+        &caller,
+        label.as_deref(),
+        None,
+    );
 }
 
 /// Which of `grants` (shared privileges `grant_to` roles need) to record

@@ -372,6 +372,8 @@ pub fn insert(
     caller: &str,
     grants: Value,
 ) {
+    // The catalog is the extension owner's to write.
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     let pk: Value = source
         .primary_key
         .iter()
@@ -441,6 +443,8 @@ fn split(r: Option<&pgai_migrate_core::plan::Relation>) -> (Option<String>, Opti
 }
 
 pub fn delete(id: i32) {
+    // The catalog is the extension owner's to write.
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     run_with("DELETE FROM migrate.vectorizer WHERE id = $1", &[id.into()]);
 }
 
@@ -478,6 +482,8 @@ pub fn record_revision(
     label: Option<&str>,
     restored_from: Option<i64>,
 ) {
+    // The catalog is the extension owner's to write.
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     run_with(
         "INSERT INTO migrate.revision (vectorizer_id, vectorizer_name, operation, config, drop_all, applied_by, label, restored_from)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -498,6 +504,8 @@ pub fn record_revision(
 /// and OIDs of its objects (looked up by the plan's names, which exist by
 /// now), what its update trigger reads, and the shared grants it holds.
 pub fn update(id: i32, plan: &Plan, grants: Option<Value>) {
+    // The catalog is the extension owner's to write.
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     let (ts, tt) = split(plan.store.as_ref());
     let (vs, vn) = split(plan.view.as_ref());
     run_with(
@@ -531,6 +539,8 @@ pub fn update(id: i32, plan: &Plan, grants: Option<Value>) {
 /// DDL event triggers, which compare the catalog with the database after
 /// each command, see the new config and update trigger columns.
 pub fn update_config(id: i32, plan: &Plan) {
+    // The catalog is the extension owner's to write.
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     run_with(
         "UPDATE migrate.vectorizer SET name = $2, config = $3, read_columns = $4, embedding_column = $5 WHERE id = $1",
         &[
@@ -547,6 +557,8 @@ pub fn update_config(id: i32, plan: &Plan) {
 /// made again by a change (the drop event trigger refuses to drop a live
 /// vectorizer's objects).
 pub fn forget_destination(id: i32) {
+    // The catalog is the extension owner's to write.
+    let _elevated = crate::security::AsRole::new(extension_owner(), false);
     run_with(
         "UPDATE migrate.vectorizer SET store_relid = NULL, view_relid = NULL WHERE id = $1",
         &[id.into()],

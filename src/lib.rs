@@ -23,6 +23,7 @@ mod error;
 mod introspection;
 mod security;
 mod spi;
+mod steps;
 mod trigger;
 mod upgrade;
 mod worker_api;
@@ -63,7 +64,7 @@ extension_sql_file!(
         api::create_vectorizer_labelled,
         api::drop_vectorizer_labelled,
         change::alter_vectorizer_text,
-        change::plan_vectorizer_text,
+        change::preview::plan_vectorizer_text,
         introspection::list_managed_tables,
         trigger::_vectorizer_trigger
     ]

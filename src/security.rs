@@ -7,6 +7,8 @@
 //! the table owner under `SECURITY_RESTRICTED_OPERATION`, like
 //! `CREATE INDEX` does.
 
+use std::ffi::{CStr, CString};
+
 use pgrx::pg_sys;
 
 pub struct AsRole {
@@ -53,25 +55,55 @@ pub fn current_user() -> (pg_sys::Oid, String) {
     }
 }
 
-/// `row_security = off` until dropped, at a GUC nest level of its own (as
-/// PostgreSQL sets a function's `SET` options). Statements that queue or
-/// forget keys read every row of the source as its owner: with row
-/// security off, a policy that would hide rows from the owner (FORCE ROW
-/// LEVEL SECURITY) makes PostgreSQL raise 42501 instead of silently
-/// leaving those rows out (never queued, or their embeddings deleted).
-pub struct RowSecurityOff {
+/// A setting changed until dropped, at a GUC nest level of its own, as
+/// PostgreSQL sets a function's `SET` options: dropping it puts back
+/// whatever was in force before, and an error's (sub)transaction abort
+/// does the same, so no return path restores anything by hand.
+pub struct Setting {
     nest_level: i32,
+    name: &'static CStr,
+    /// The value before; put back on drop even if code run meanwhile made
+    /// a session-level SET (which GUC nesting would keep, as it does for a
+    /// function's SET clause): a table owner's trigger must not leave the
+    /// caller with its search_path.
+    previous: Option<CString>,
 }
 
-impl RowSecurityOff {
-    pub fn new() -> RowSecurityOff {
+fn current(name: &CStr) -> Option<CString> {
+    // SAFETY: returns a palloc'd copy of the value, or NULL when unset.
+    unsafe {
+        let v = pg_sys::GetConfigOptionByName(name.as_ptr(), std::ptr::null_mut(), true);
+        (!v.is_null()).then(|| CStr::from_ptr(v).to_owned())
+    }
+}
+
+fn assign(name: &CStr, value: &CStr, action: pg_sys::GucAction::Type) {
+    // SAFETY: a plain GUC assignment at the session's level.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+impl Setting {
+    pub fn new(name: &'static CStr, value: &str) -> Setting {
+        let value = CString::new(value).expect("settings hold no NUL");
+        let previous = current(name);
         // SAFETY: a plain GUC assignment, undone by AtEOXact_GUC on drop,
         // or by transaction abort on error.
         unsafe {
             let nest_level = pg_sys::NewGUCNestLevel();
             pg_sys::set_config_option(
-                c"row_security".as_ptr(),
-                c"off".as_ptr(),
+                name.as_ptr(),
+                value.as_ptr(),
                 pg_sys::GucContext::PGC_USERSET,
                 pg_sys::GucSource::PGC_S_SESSION,
                 pg_sys::GucAction::GUC_ACTION_SAVE,
@@ -79,12 +111,16 @@ impl RowSecurityOff {
                 0,
                 false,
             );
-            RowSecurityOff { nest_level }
+            Setting {
+                nest_level,
+                name,
+                previous,
+            }
         }
     }
 }
 
-impl Drop for RowSecurityOff {
+impl Drop for Setting {
     fn drop(&mut self) {
         // On an ERROR the (sub)transaction's abort pops the level.
         if std::thread::panicking() {
@@ -92,5 +128,30 @@ impl Drop for RowSecurityOff {
         }
         // SAFETY: pops exactly the nest level `new` pushed.
         unsafe { pg_sys::AtEOXact_GUC(true, self.nest_level) }
+        if let Some(previous) = &self.previous {
+            if current(self.name).as_ref() != Some(previous) {
+                assign(self.name, previous, pg_sys::GucAction::GUC_ACTION_SET);
+            }
+        }
+    }
+}
+
+/// `search_path` set to `path` until dropped. The caller-facing
+/// functions run with a fixed one from the moment the source is
+/// resolved, so nothing the caller planted can interfere.
+pub fn search_path(path: &str) -> Setting {
+    Setting::new(c"search_path", path)
+}
+
+/// `row_security = off` until dropped. Statements that queue or forget
+/// keys read every row of the source as its owner: with row security off,
+/// a policy that would hide rows from the owner (FORCE ROW LEVEL
+/// SECURITY) makes PostgreSQL raise 42501 instead of silently leaving
+/// those rows out (never queued, or their embeddings deleted).
+pub struct RowSecurityOff(#[allow(dead_code)] Setting);
+
+impl RowSecurityOff {
+    pub fn new() -> RowSecurityOff {
+        RowSecurityOff(Setting::new(c"row_security", "off"))
     }
 }

@@ -49,20 +49,6 @@ pub fn run_with(sql: &str, args: &[DatumWithOid]) {
     let _: Option<bool> = cached(sql, args, false);
 }
 
-/// Set `search_path` for the rest of the call and return the old value;
-/// `set_config(…, true)` is undone by transaction or savepoint rollback.
-pub fn set_search_path(path: &str) -> String {
-    one::<String>("SELECT pg_catalog.current_setting('search_path')", &[])
-        .map(|old| {
-            run_with(
-                "SELECT pg_catalog.set_config('search_path', $1, true)",
-                &[path.into()],
-            );
-            old
-        })
-        .unwrap_or_default()
-}
-
 /// The text of `text` read as jsonb and printed again: duplicate keys,
 /// syntax errors and number forms behave exactly as for a jsonb argument.
 /// The entry points take their document as text and parse it themselves,

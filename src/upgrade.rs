@@ -3,6 +3,7 @@
 //! which declares this function for the duration of the update only.
 
 use pgai_migrate_core::ident::{qualified, quote_ident};
+use pgai_migrate_core::plan::steps::FIXED_SEARCH_PATH;
 use pgai_migrate_core::plan::{
     partition_trigger_ddl, statement_trigger_ddl, trigger_ddl, trigger_function_call, view_query,
 };
@@ -12,7 +13,8 @@ use pgrx::JsonB;
 use serde_json::Value;
 
 use crate::catalog;
-use crate::spi::{one, run, run_with, set_search_path};
+use crate::security::search_path;
+use crate::spi::{one, run, run_with};
 
 /// 0.1.0 → 0.2.0: each vectorizer's generated PL/pgSQL trigger function
 /// and its triggers give way to triggers calling
@@ -22,7 +24,7 @@ use crate::spi::{one, run, run_with, set_search_path};
 /// `=` by name) is rebuilt with the pinned one.
 #[pg_extern(sql = false)]
 fn upgrade_from_0_1_0() {
-    let previous = set_search_path("pg_catalog, pg_temp");
+    let _fixed = search_path(FIXED_SEARCH_PATH);
     let rows: Option<JsonB> = one(
         "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                 'id', v.id, 'source', v.source::pg_catalog.oid::pg_catalog.int8,
@@ -98,7 +100,6 @@ fn upgrade_from_0_1_0() {
             ],
         );
     }
-    set_search_path(&previous);
 }
 
 fn rebuild_view_if_unpinned(
@@ -218,7 +219,7 @@ fn plan_vectorizer_config() -> i32 {
 /// statements to run are at the end of `sql/pgai_migrate--0.2.0--0.3.0.sql`); idempotent.
 #[pg_extern(sql = false)]
 fn upgrade_add_statement_triggers() {
-    let previous = set_search_path("pg_catalog, pg_temp");
+    let _fixed = search_path(FIXED_SEARCH_PATH);
     let rows: Option<JsonB> = one(
         "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                 'id', v.id, 'source', v.source::pg_catalog.oid::pg_catalog.int8,
@@ -265,5 +266,4 @@ fn upgrade_add_statement_triggers() {
             &trigger_function_call(id),
         ));
     }
-    set_search_path(&previous);
 }

@@ -476,3 +476,23 @@ def test_truncating_a_partition_under_force_row_level_security_forgets_no_hidden
             pass  # refusing is what row_security = off does
     # The rows of docs_1 (hidden from alice by the policy) keep their embeddings.
     assert db.execute("SELECT count(*) FROM docs_e_store WHERE id < 100").fetchone()[0] == 30
+
+
+def test_a_table_owners_code_cannot_leave_the_caller_with_its_search_path(db):
+    """The source's key is a domain whose CHECK (the owner's code, run while
+    create queues the existing rows as the owner) sets search_path for the
+    whole session. The caller's own search_path is back afterwards, so a
+    superuser running create or alter is not left resolving names in a
+    schema the table owner chose."""
+    db.execute("CREATE SCHEMA planted")
+    db.execute("""CREATE FUNCTION public.plant(int) RETURNS bool LANGUAGE sql
+                  AS $$ SELECT pg_catalog.set_config('search_path', 'planted, public', false) IS NOT NULL $$""")
+    db.execute("CREATE DOMAIN planted_key AS int CHECK (public.plant(VALUE))")
+    db.execute("CREATE TABLE blog (id planted_key PRIMARY KEY, title text, content text)")
+    db.execute("INSERT INTO blog VALUES (1, 't', 'c')")
+    db.execute("SET search_path = public")
+    create_vectorizer(db, BLOG_CONFIG)
+    assert db.execute("SHOW search_path").fetchone()[0] == "public"
+    assert queued(db) == [1]
+    db.execute("SELECT migrate.alter_vectorizer('blog_content_embedder', '{\"loading\": {\"retries\": 2}}', reembed => true)")
+    assert db.execute("SHOW search_path").fetchone()[0] == "public"

@@ -1,6 +1,6 @@
 """Node.js migration tools run for real on the examples: Knex
-(examples/knex), node-pg-migrate (examples/node-pg-migrate) and TypeORM
-(examples/typeorm). Each applies a table migration and a vectorizer
+(examples/knex), node-pg-migrate (examples/node-pg-migrate), TypeORM
+(examples/typeorm) and Sequelize (examples/sequelize, sequelize-cli). Each applies a table migration and a vectorizer
 migration (labelled with the migration's name), and rolls both back; TypeORM's
 schema:log then finds nothing to synchronize."""
 
@@ -15,7 +15,8 @@ import pytest
 from conftest import CONNINFO, PGAI_MIGRATE_HOME, ROOT, client_env, connect, managed
 
 NODE_MODULES = os.path.join(PGAI_MIGRATE_HOME, "npm-tools", "node_modules")
-VERSIONS = {"knex": "3.3.0", "node-pg-migrate": "9.0.0", "typeorm": "1.1.1", "pg": "8.23.1"}
+VERSIONS = {"knex": "3.3.0", "node-pg-migrate": "9.0.0", "typeorm": "1.1.1", "pg": "8.23.1",
+            "sequelize": "6.37.8", "sequelize-cli": "6.6.5"}
 
 
 def tool(name):
@@ -97,3 +98,20 @@ def test_typeorm_migration_run_schema_log_and_revert(tmp_path, dbname):
     run(project, dbname, typeorm, "migration:revert", "-d", "data-source.js")
     run(project, dbname, typeorm, "migration:revert", "-d", "data-source.js")
     check_down(dbname, "1748779260000-BlogVectorizer")
+
+
+def test_sequelize_cli_migrate_and_undo(tmp_path, dbname):
+    """sequelize-cli runs each migration outside a transaction: the label is
+    the functions' own argument. Its bookkeeping table is its own."""
+    project = copy_example(tmp_path, "sequelize")
+    run(project, dbname, tool("sequelize-cli"), "db:migrate")
+    check_up(dbname, "20250601120100-blog-vectorizer")
+    with connect(dbname) as conn:
+        assert conn.execute('SELECT name FROM "SequelizeMeta" ORDER BY name').fetchall() == [
+            ("20250601120000-blog.js",), ("20250601120100-blog-vectorizer.js",)]
+    run(project, dbname, tool("sequelize-cli"), "db:migrate:undo")
+    with connect(dbname) as conn:
+        assert managed(conn) == []
+        assert conn.execute("SELECT to_regclass('blog') IS NOT NULL").fetchone()[0]
+    run(project, dbname, tool("sequelize-cli"), "db:migrate:undo:all")
+    check_down(dbname, "20250601120100-blog-vectorizer")

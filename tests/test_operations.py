@@ -167,6 +167,28 @@ def test_status_shows_disabled_and_queue_depth_to_everyone(roles, dbname, owned)
             c.execute("SELECT count(*) FROM migrate._vectorizer_q_1")
 
 
+def test_progress_counts_pending_failed_and_errors_for_everyone(roles, dbname, owned):
+    """vectorizer_progress: exact counts of both queues, the error rows and
+    the oldest queued key, readable by a role that can read none of them."""
+    with connect(dbname) as admin:
+        admin.execute("UPDATE migrate._vectorizer_q_1 SET queued_at = now() - interval '1 hour' WHERE id = 1")
+        admin.execute("INSERT INTO migrate._vectorizer_q_failed_1 (id, failure_step) VALUES (9, 'embedding')")
+        admin.execute("INSERT INTO migrate.vectorizer_errors (vectorizer_id, key, message, details) "
+                      """VALUES (1, '{"id": 9}', 'boom', '{"step": "embedding"}')""")
+    with connect(dbname, user=owned["mallory"]) as c:
+        cur = c.execute("SELECT * FROM migrate.vectorizer_progress")
+        assert [d.name for d in cur.description] == [
+            "id", "name", "pending_items", "failed_items", "error_count", "oldest_queued_at", "oldest_queued_age",
+            "disabled"]
+        (id_, name, pending, failed, errors, oldest, age, disabled) = cur.fetchone()
+        assert (id_, name, pending, failed, errors, disabled) == (1, NAME, 3, 1, 1, False)
+        assert age.total_seconds() >= 3600
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT count(*) FROM migrate._vectorizer_q_failed_1")
+        fails(c, "SELECT * FROM migrate.vectorizer_backlog(42)", "42704", "vectorizer 42 does not exist")
+        fails(c, "SELECT * FROM migrate.vectorizer_backlog(NULL)", "22004", "vectorizer_id must not be NULL")
+
+
 # --- vectorizer_queue_pending --------------------------------------------------------
 
 

@@ -136,3 +136,31 @@ def test_embed_subcommand_uses_the_same_providers(embedding_server):
     p = subprocess.run([worker_bin(), "embed", "--endpoint", s.url, "--config", json.dumps(cfg), "x"], capture_output=True, text=True,
                        env={**FAST_HTTP})
     assert p.returncode == 1 and "ollama returned HTTP 404" in p.stderr
+
+
+def test_status_and_the_once_summary_show_progress(wdb, embedding_server):
+    s = embedding_server(dims=8)
+    s.script = [400]  # the first batch fails: its keys wait with a backoff
+    blog(wdb, POSTS)
+    vectorizer(wdb, embedding=openai(s), loading={"implementation": "column", "column_name": "content", "retries": 3})
+    from worker_helpers import dsn
+
+    def status():
+        p = subprocess.run([worker_bin(), "status", "--db", dsn(wdb.info.dbname)],
+                           capture_output=True, text=True, check=True, timeout=30)
+        header, *rows = p.stdout.splitlines()
+        assert header.split() == ["vectorizer", "pending", "failed", "errors", "oldest", "queued"]
+        return [r.split()[:4] for r in rows]
+
+    assert status() == [["blog_vec", "3", "0", "0"]]
+    p = run_worker(wdb.info.dbname, "--retry-delay", "60", env=FAST_HTTP)
+    assert p.stderr.strip().splitlines()[-1].startswith("pgai-migrate-worker: done in ")
+    assert "blog_vec: 3 keys (0 chunks, 3 failed" in p.stderr
+    assert status() == [["blog_vec", "3", "0", "3"]]
+    wdb.execute("UPDATE migrate._vectorizer_q_1 SET loading_retry_after = NULL")
+    p = run_worker(wdb.info.dbname, env=FAST_HTTP)
+    assert "blog_vec: 3 keys (3 chunks, 0 failed" in p.stderr
+    assert status() == [["blog_vec", "0", "0", "3"]]
+    # Nothing left: the summary says so.
+    p = run_worker(wdb.info.dbname, env=FAST_HTTP)
+    assert "nothing was queued" in p.stderr.splitlines()[-1]

@@ -5,6 +5,7 @@
 mod chunking;
 use pgai_migrate_embed as embed;
 mod pipeline;
+mod progress;
 mod worker;
 
 use std::io::{BufRead, Read, Write};
@@ -69,6 +70,17 @@ enum Command {
         /// owner's code included (statement_timeout).
         #[arg(long, default_value_t = 60.0)]
         statement_timeout: f64,
+        /// Seconds between progress lines when stderr is not a terminal
+        /// (on a terminal the progress is redrawn every two seconds).
+        #[arg(long, default_value_t = 60.0)]
+        progress_interval: f64,
+    },
+    /// Show each vectorizer's pending and failed keys, recorded errors and
+    /// the age of its oldest queued key (migrate.vectorizer_progress).
+    Status {
+        /// libpq-style connection string or postgresql:// URL.
+        #[arg(long, env = "PGAI_MIGRATE_DB")]
+        db: String,
     },
     /// Read one document on stdin, print its chunks as a JSON array.
     Chunk {
@@ -198,6 +210,69 @@ fn embed_cmd(
     out.flush().map_err(|e| e.to_string())
 }
 
+/// `status`: one line per vectorizer, as the extension counts them.
+fn status(db: &str) -> Result<(), String> {
+    let mut client = worker::connect(db).map_err(|e| worker::db_error_text(&e))?;
+    let rows = client
+        .query(
+            "SELECT name, pending_items, failed_items, error_count,
+                    coalesce(justify_interval(date_trunc('second', oldest_queued_age))::text, '-'), disabled
+               FROM migrate.vectorizer_progress ORDER BY id",
+            &[],
+        )
+        .map_err(|e| match e.code() {
+            Some(c) if *c == postgres::error::SqlState::UNDEFINED_TABLE => {
+                "the pgai_migrate extension in this database has no migrate.vectorizer_progress: run ALTER EXTENSION pgai_migrate UPDATE".to_string()
+            }
+            _ => worker::db_error_text(&e),
+        })?;
+    let mut out = vec![[
+        "vectorizer".to_string(),
+        "pending".into(),
+        "failed".into(),
+        "errors".into(),
+        "oldest queued".into(),
+        "".into(),
+    ]];
+    for r in &rows {
+        let n = |i: usize| {
+            r.get::<_, Option<i64>>(i)
+                .map_or("-".into(), |n| n.to_string())
+        };
+        out.push([
+            r.get(0),
+            n(1),
+            n(2),
+            n(3),
+            r.get(4),
+            if r.get::<_, bool>(5) {
+                "disabled".into()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| out.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &out {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i == 0 || i >= 4 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    Ok(())
+}
+
 fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(if s.is_finite() && s >= 0.0 { s } else { 0.0 })
 }
@@ -216,6 +291,7 @@ fn main() -> ExitCode {
             endpoints,
             lock_timeout,
             statement_timeout,
+            progress_interval,
         } => {
             let policy = match policy(&endpoints) {
                 Ok(p) => p,
@@ -235,9 +311,11 @@ fn main() -> ExitCode {
                 policy: std::sync::Arc::new(policy),
                 lock_timeout: seconds(lock_timeout),
                 statement_timeout: seconds(statement_timeout),
+                progress_interval: seconds(progress_interval).max(Duration::from_secs(1)),
             });
             return ExitCode::from(code as u8);
         }
+        Command::Status { db } => status(&db),
         Command::Chunk {
             config,
             row,

@@ -34,6 +34,8 @@ use pgai_migrate_core::config::Evaluated;
 
 mod batch;
 
+use crate::progress::{self, Progress};
+
 pub use batch::{db_error_text, BatchError};
 
 pub struct Options {
@@ -48,6 +50,8 @@ pub struct Options {
     pub policy: Arc<embed::Policy>,
     pub lock_timeout: Duration,
     pub statement_timeout: Duration,
+    /// Seconds between progress lines when stderr is not a terminal.
+    pub progress_interval: Duration,
 }
 
 /// A vectorizer as the catalog describes it.
@@ -167,6 +171,7 @@ pub struct Worker {
     /// Per vectorizer, the last key claimed (see `Statements::claim_after`).
     cursors: HashMap<i32, Value>,
     has_errors_table: bool,
+    progress: Arc<Progress>,
 }
 
 #[derive(Default, Debug)]
@@ -192,7 +197,11 @@ pub fn connect(db: &str) -> Result<Client, postgres::Error> {
 }
 
 impl Worker {
-    pub fn new(opts: Arc<Options>, stop: Arc<AtomicBool>) -> Result<Self, postgres::Error> {
+    pub fn new(
+        opts: Arc<Options>,
+        stop: Arc<AtomicBool>,
+        progress: Arc<Progress>,
+    ) -> Result<Self, postgres::Error> {
         let mut client = connect(&opts.db)?;
         let has_errors_table: bool = client
             .query_one(
@@ -208,6 +217,7 @@ impl Worker {
             active: HashMap::new(),
             cursors: HashMap::new(),
             has_errors_table,
+            progress,
         })
     }
 
@@ -261,6 +271,7 @@ impl Worker {
                         Ok(s) if s.claimed == 0 => break,
                         Ok(s) => {
                             worked += s.claimed;
+                            self.progress.record(&v.name, s.claimed, s.chunks, s.failed);
                             if self.opts.verbose {
                                 self.log(format!(
                                     "{}: {} keys, {} chunks, {} failed",
@@ -415,7 +426,9 @@ pub fn run(opts: Options) -> i32 {
         }
     }
     let opts = Arc::new(opts);
-    let checked = Worker::new(opts.clone(), stop.clone())
+    let progress = Arc::new(Progress::default());
+    let started = Instant::now();
+    let checked = Worker::new(opts.clone(), stop.clone(), progress.clone())
         .and_then(|mut w| Ok((w.extension_current()?, w.unknown_vectorizers()?)));
     match checked {
         Ok((false, _)) => {
@@ -437,10 +450,21 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     }
+    // The reporter has its own connection and stops with the workers.
+    let reporting = Arc::new(AtomicBool::new(false));
+    let reporter = connect(&opts.db).ok().map(|client| {
+        let (p, names, every, done) = (
+            progress.clone(),
+            opts.vectorizers.clone(),
+            opts.progress_interval,
+            reporting.clone(),
+        );
+        std::thread::spawn(move || progress::report(client, p, names, every, done))
+    });
     let threads: Vec<_> = (0..opts.concurrency.max(1))
         .map(|_| {
-            let (opts, stop) = (opts.clone(), stop.clone());
-            std::thread::spawn(move || worker_thread(opts, stop))
+            let (opts, stop, progress) = (opts.clone(), stop.clone(), progress.clone());
+            std::thread::spawn(move || worker_thread(opts, stop, progress))
         })
         .collect();
     let mut code = 0;
@@ -451,13 +475,24 @@ pub fn run(opts: Options) -> i32 {
             Err(_) => code = 1,
         }
     }
+    reporting.store(true, Ordering::Relaxed);
+    if let Some(r) = reporter {
+        let _ = r.join();
+    }
+    if opts.once {
+        eprintln!(
+            "pgai-migrate-worker: {}",
+            progress.summary(started.elapsed())
+        );
+    }
     code
 }
 
 /// One worker; reconnects after a lost connection unless `--once`.
-fn worker_thread(opts: Arc<Options>, stop: Arc<AtomicBool>) -> bool {
+fn worker_thread(opts: Arc<Options>, stop: Arc<AtomicBool>, progress: Arc<Progress>) -> bool {
     loop {
-        let res = Worker::new(opts.clone(), stop.clone()).and_then(|mut w| w.run());
+        let res =
+            Worker::new(opts.clone(), stop.clone(), progress.clone()).and_then(|mut w| w.run());
         match res {
             Ok(clean) => return clean,
             Err(e) => {

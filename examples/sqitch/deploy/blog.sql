@@ -1,0 +1,3 @@
+BEGIN;
+CREATE TABLE blog (id int PRIMARY KEY, title text NOT NULL, content text);
+COMMIT;

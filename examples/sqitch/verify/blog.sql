@@ -1,0 +1,1 @@
+SELECT id, title, content FROM blog WHERE false;
