@@ -78,3 +78,34 @@ FROM migrate.vectorizer v,
      LATERAL migrate.vectorizer_backlog(v.id) b;
 
 GRANT SELECT ON migrate.vectorizer_progress TO PUBLIC;
+
+-- migrate.vectorizer_embed (sql/embed.sql): a query's embedding in SQL.
+CREATE FUNCTION migrate.vectorizer_embed_text(name text, input_text text, input_type text) RETURNS text
+IMMUTABLE PARALLEL RESTRICTED
+LANGUAGE c AS 'MODULE_PATHNAME', 'vectorizer_embed_by_name_wrapper';
+
+CREATE FUNCTION migrate.vectorizer_embed_text(vectorizer_id int4, input_text text, input_type text) RETURNS text
+IMMUTABLE PARALLEL RESTRICTED
+LANGUAGE c AS 'MODULE_PATHNAME', 'vectorizer_embed_by_id_wrapper';
+
+CREATE FUNCTION migrate.vectorizer_embed_config_text(embedding_config text, input_text text, input_type text) RETURNS text
+IMMUTABLE PARALLEL RESTRICTED
+LANGUAGE c AS 'MODULE_PATHNAME', 'vectorizer_embed_with_config_wrapper';
+
+CREATE FUNCTION migrate.vectorizer_embed(name text, input_text text, input_type text DEFAULT NULL) RETURNS @extschema:vector@.vector
+IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
+AS $$
+SELECT migrate.vectorizer_embed_text(name, input_text, input_type)::@extschema:vector@.vector
+$$;
+
+CREATE FUNCTION migrate.vectorizer_embed(vectorizer_id int4, input_text text, input_type text DEFAULT NULL) RETURNS @extschema:vector@.vector
+IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
+AS $$
+SELECT migrate.vectorizer_embed_text(vectorizer_id, input_text, input_type)::@extschema:vector@.vector
+$$;
+
+CREATE FUNCTION migrate.vectorizer_embed(embedding_config jsonb, input_text text, input_type text DEFAULT NULL) RETURNS @extschema:vector@.vector
+IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
+AS $$
+SELECT migrate.vectorizer_embed_config_text(embedding_config::pg_catalog.text, input_text, input_type)::@extschema:vector@.vector
+$$;

@@ -18,6 +18,7 @@ mod api;
 mod catalog;
 mod change;
 mod ddl;
+mod embed_api;
 mod error;
 mod introspection;
 mod security;
@@ -39,6 +40,7 @@ mod migrate {}
 pub extern "C-unwind" fn _PG_init() {
     trigger::register_callbacks();
     worker_api::register_callbacks();
+    embed_api::register_settings();
 }
 
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
@@ -53,6 +55,7 @@ extension_sql_file!(
     requires = ["catalog"]
 );
 extension_sql_file!("../sql/worker.sql", name = "worker", requires = ["catalog"]);
+extension_sql_file!("../sql/embed.sql", name = "embed", requires = ["catalog"]);
 extension_sql_file!(
     "../sql/call_forms.sql",
     name = "call_forms",

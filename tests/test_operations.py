@@ -499,8 +499,8 @@ def test_grant_vectorizer_usage_to_public(dbname, db):
 
 
 def test_the_update_creates_what_a_fresh_install_creates():
-    """Every view and function of sql/introspection.sql, sql/operations.sql
-    and the errors view of sql/worker.sql is in the update scripts (0.2.0 ->
+    """Every view and function of sql/introspection.sql, sql/operations.sql,
+    sql/embed.sql and the errors view of sql/worker.sql is in the update scripts (0.2.0 ->
     0.3.0 and later) word for word, so an updated database gets the same
     definitions."""
     import os
@@ -515,7 +515,7 @@ def test_the_update_creates_what_a_fresh_install_creates():
     update = "".join(read("sql", f) for f in sorted(os.listdir(os.path.join(ROOT, "sql")))
                      if f.startswith("pgai_migrate--") and f.count("--") == 2 and f >= "pgai_migrate--0.2.0--")
     statements = []
-    for name in ["introspection.sql", "operations.sql", "worker.sql"]:
+    for name in ["introspection.sql", "operations.sql", "worker.sql", "embed.sql"]:
         text = read("sql", name)
         statements += re.findall(r"^CREATE FUNCTION .*?^\$\$;$", text, re.M | re.S)
         statements += re.findall(r"^CREATE VIEW .*?;$", text, re.M | re.S)

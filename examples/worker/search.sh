@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The worker in the demo: a vectorizer on the demo's blog table, drained by
-# pgai-migrate-worker, then semantic searches whose query is embedded by the
-# worker's `embed` subcommand.
+# pgai-migrate-worker, then semantic searches in one statement each: the
+# query is embedded in SQL by migrate.vectorizer_embed, with the vectorizer's
+# own provider and model.
 #   examples/worker/search.sh DATABASE
 # The local model (all-MiniLM-L6-v2, no API key) by default; with
-# DEMO_EMBEDDING=openai and OPENAI_API_KEY set, OpenAI's text-embedding-3-small.
+# DEMO_EMBEDDING=openai and OPENAI_API_KEY set, OpenAI's text-embedding-3-small
+# (the key is sent as this session's migrate.openai_api_key). The local model
+# runs in the server too: its files must be readable by the server's OS user.
 # Expects the libpq variables (PGHOST, PGPORT, PGUSER) of scripts/env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,12 +41,18 @@ echo "running: $WORKER run --once"
 psql_db -c "SELECT id, chunk_seq, left(chunk, 60) AS chunk, vector_dims(embedding) AS dims FROM blog_search_store ORDER BY id"
 
 for query in "a pet that purrs" "baking bread at home" "how are changes to rows processed?"; do
-    vector=$("$WORKER" embed --config "{\"embedding\": $EMBEDDING}" "$query")
     echo "search: $query"
-    psql_db -v q="$vector" <<'SQL'
-SELECT title, round((embedding <=> :'q')::numeric, 3) AS distance
-FROM blog_search ORDER BY embedding <=> :'q' LIMIT 2;
+    psql_db -v q="$query" -v key="${OPENAI_API_KEY:-}" <<'SQL'
+SELECT pg_catalog.set_config('migrate.openai_api_key', :'key', false) \g /dev/null
+SELECT title, round((embedding <=> migrate.vectorizer_embed('blog_search', :'q', 'query'))::numeric, 3) AS distance
+FROM blog_search ORDER BY embedding <=> migrate.vectorizer_embed('blog_search', :'q', 'query') LIMIT 2;
 SQL
 done
+
+# From a shell, the worker prints the same vector.
+vector=$("$WORKER" embed --config "{\"embedding\": $EMBEDDING}" "a pet that purrs")
+psql_db -v v="$vector" <<'SQL'
+SELECT round((:'v'::vector <=> migrate.vectorizer_embed('blog_search', 'a pet that purrs'))::numeric, 6) AS cli_vs_sql_distance;
+SQL
 
 psql_db -c "SELECT migrate.drop_vectorizer('blog_search', drop_all => true)" >/dev/null

@@ -4,7 +4,7 @@
 
 mod chunking;
 mod connect;
-mod embed;
+use pgai_migrate_embed as embed;
 mod pipeline;
 mod progress;
 mod worker;

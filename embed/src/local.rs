@@ -34,15 +34,7 @@ pub struct MiniLm {
 /// system or user site-packages.
 pub fn model_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("PGAI_MIGRATE_MODEL_DIR") {
-        let dir = PathBuf::from(dir);
-        return if dir.join("model.safetensors").is_file() {
-            Ok(dir)
-        } else {
-            Err(format!(
-                "PGAI_MIGRATE_MODEL_DIR={} has no model.safetensors",
-                dir.display()
-            ))
-        };
+        return check_model_dir(PathBuf::from(dir), "PGAI_MIGRATE_MODEL_DIR");
     }
     let mut prefixes: Vec<PathBuf> = Vec::new();
     if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
@@ -81,13 +73,29 @@ pub fn model_dir() -> Result<PathBuf, String> {
     )
 }
 
+/// `dir` when it holds the weights (`what` names where it came from).
+pub fn check_model_dir(dir: PathBuf, what: &str) -> Result<PathBuf, String> {
+    if dir.join("model.safetensors").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{what} {} has no readable model.safetensors",
+            dir.display()
+        ))
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     format!("local model: {e}")
 }
 
 impl MiniLm {
     pub fn load() -> Result<Self, String> {
-        let dir = model_dir()?;
+        Self::load_from(&model_dir()?)
+    }
+
+    /// Loads the weights of `dir`, memory-mapped.
+    pub fn load_from(dir: &Path) -> Result<Self, String> {
         let device = Device::Cpu;
         let config: Config =
             serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).map_err(err)?)

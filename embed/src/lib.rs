@@ -1,11 +1,14 @@
 //! Embedding providers behind one interface, built from a vectorizer's
-//! `embedding` config.
+//! `embedding` config: shared by the worker (`pgai-migrate-worker`) and the
+//! extension (`migrate.vectorizer_embed`), so both compute the same vectors.
 
 pub mod http;
 pub mod local;
 pub mod policy;
 
 use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Map};
@@ -31,19 +34,92 @@ impl Embedder {
     }
 }
 
-/// The local model is loaded once per process and shared.
-fn shared_minilm() -> Result<Arc<local::MiniLm>, String> {
-    static MODEL: OnceLock<Mutex<Option<Arc<local::MiniLm>>>> = OnceLock::new();
+/// The local model is loaded once per process (per folder) and shared.
+fn shared_minilm(dir: Option<PathBuf>) -> Result<Arc<local::MiniLm>, String> {
+    static MODEL: OnceLock<Mutex<Option<(PathBuf, Arc<local::MiniLm>)>>> = OnceLock::new();
+    let dir = match dir {
+        Some(d) => local::check_model_dir(d, "the model folder")?,
+        None => local::model_dir()?,
+    };
     let mut slot = MODEL
         .get_or_init(|| Mutex::new(None))
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = slot.as_ref() {
-        return Ok(m.clone());
+    if let Some((d, m)) = slot.as_ref() {
+        if *d == dir {
+            return Ok(m.clone());
+        }
     }
-    let m = Arc::new(local::MiniLm::load()?);
-    *slot = Some(m.clone());
+    let m = Arc::new(local::MiniLm::load_from(&dir)?);
+    *slot = Some((dir, m.clone()));
     Ok(m)
+}
+
+/// What kind of failure a build is, for the extension's SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The policy refuses the endpoint or the key; nothing was sent.
+    Refused,
+    /// The config names a provider or model this build cannot run.
+    Unsupported,
+    /// Anything else: a missing key, weights not found.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<BuildError> for String {
+    fn from(e: BuildError) -> String {
+        e.message
+    }
+}
+
+fn failed(message: String) -> BuildError {
+    BuildError {
+        kind: ErrorKind::Failed,
+        message,
+    }
+}
+
+/// Which endpoint may be called and with which key: the worker's
+/// `Policy` with its environment, or the server's rule (`policy::server_key`).
+pub trait Keys {
+    /// Ok(Some(key)): send it; Ok(None): call without one; Err: refuse
+    /// before anything is sent.
+    fn key(
+        &self,
+        url: &str,
+        name: Option<&str>,
+        required: bool,
+    ) -> Result<Option<String>, BuildError>;
+}
+
+impl Keys for Policy {
+    fn key(
+        &self,
+        url: &str,
+        name: Option<&str>,
+        required: bool,
+    ) -> Result<Option<String>, BuildError> {
+        allowed_key(self, url, name, required)
+    }
+}
+
+/// Where the local model's weights are, besides the defaults of
+/// `local::model_dir`, and the HTTP tunables.
+pub struct Options {
+    pub http: HttpSettings,
+    pub model_dir: Option<PathBuf>,
 }
 
 fn api_key(name: &str, required: bool) -> Result<Option<String>, String> {
@@ -62,9 +138,12 @@ fn allowed_key(
     base: &str,
     name: Option<&str>,
     required: bool,
-) -> Result<Option<String>, String> {
-    match policy.check(base, name, required).map_err(|r| r.0)? {
-        Some(var) => api_key(&var, required),
+) -> Result<Option<String>, BuildError> {
+    match policy.check(base, name, required).map_err(|r| BuildError {
+        kind: ErrorKind::Refused,
+        message: r.0,
+    })? {
+        Some(var) => api_key(&var, required).map_err(failed),
         None => Ok(None),
     }
 }
@@ -73,19 +152,32 @@ fn allowed_key(
 /// (unsupported provider, missing API key, an endpoint or key the
 /// operator's policy does not allow, weights not found).
 pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
-    let settings = HttpSettings::from_env();
+    let opts = Options {
+        http: HttpSettings::from_env(),
+        model_dir: None,
+    };
+    Ok(build_with(cfg, policy, opts)?)
+}
+
+/// `build` with the caller's key rule and options.
+pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Embedder, BuildError> {
+    let settings = opts.http;
+    let unsupported = |message| BuildError {
+        kind: ErrorKind::Unsupported,
+        message,
+    };
     match cfg {
         Embedding::SentenceTransformers { model, dimensions } => {
             if !local::is_local_model(model) {
-                return Err(format!(
+                return Err(unsupported(format!(
                     "sentence_transformers model {model:?} is not available in this worker; it runs \"{}\" only",
                     local::MODEL
-                ));
+                )));
             }
             if *dimensions != local::DIMENSIONS as i64 {
-                return Err(format!("{} has {} dimensions, the vectorizer expects {dimensions}", local::MODEL, local::DIMENSIONS));
+                return Err(unsupported(format!("{} has {} dimensions, the vectorizer expects {dimensions}", local::MODEL, local::DIMENSIONS)));
             }
-            Ok(Embedder::Local(shared_minilm()?))
+            Ok(Embedder::Local(shared_minilm(opts.model_dir).map_err(failed)?))
         }
         Embedding::Openai { model, dimensions, user, api_key_name, base_url } => {
             let mut body = Map::new();
@@ -103,7 +195,7 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
                 .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
                 .unwrap_or_else(|| "https://api.openai.com/v1".into());
             // A self-hosted OpenAI-compatible server may need no key.
-            let key = allowed_key(policy, &base, Some(api_key_name), base_url.is_none())?;
+            let key = keys.key(&base, Some(api_key_name), base_url.is_none())?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::OpenAi, &base, key, body, Some(*dimensions as usize), settings)))
         }
         Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
@@ -120,7 +212,7 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
                 .or_else(|| std::env::var("OLLAMA_HOST").ok())
                 .unwrap_or_else(|| "http://localhost:11434".into());
             let base = if base.contains("://") { base } else { format!("http://{base}") };
-            allowed_key(policy, &base, None, false)?;
+            keys.key(&base, None, false)?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::Ollama, &base, None, body, Some(*dimensions as usize), settings)))
         }
         Embedding::Voyageai { model, dimensions, input_type, api_key_name } => {
@@ -128,11 +220,11 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
             body.insert("model".into(), json!(model));
             body.insert("input_type".into(), json!(input_type));
             let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
-            let key = allowed_key(policy, &base, Some(api_key_name), true)?;
+            let key = keys.key(&base, Some(api_key_name), true)?;
             Ok(Embedder::Http(HttpEmbedder::new(Api::VoyageAi, &base, key, body, Some(*dimensions as usize), settings)))
         }
         Embedding::Litellm { .. } => {
-            Err(format!("embedding implementation \"litellm\" is not supported by this worker (supported: openai, ollama, voyageai, sentence_transformers with {})", local::MODEL))
+            Err(unsupported(format!("embedding implementation \"litellm\" is not supported by this worker (supported: openai, ollama, voyageai, sentence_transformers with {})", local::MODEL)))
         }
     }
 }
