@@ -10,8 +10,8 @@ scripts/setup.sh
 log "unit tests (pure Rust: config model and parsing, SQL building, model.json up to date)"
 cargo test -p pgai_migrate_core --quiet
 
-log "worker unit tests (chunking, pipeline, providers)"
-cargo test --release -p pgai_migrate_worker --quiet
+log "worker and embedding-crate unit tests (chunking, pipeline, connection settings, providers and their key rules)"
+cargo test --release -p pgai_migrate_worker -p pgai_migrate_embed --quiet
 
 log "benchmark smoke run (small sizes; figures are printed, never asserted)"
 bench/run.sh --smoke
