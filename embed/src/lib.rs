@@ -18,7 +18,7 @@ use pgai_migrate_core::config::Embedding;
 pub use policy::Policy;
 
 pub enum Embedder {
-    Local(Arc<local::MiniLm>),
+    Local(Arc<local::LocalModel>),
     Http(HttpEmbedder),
 }
 
@@ -34,24 +34,19 @@ impl Embedder {
     }
 }
 
-/// The local model is loaded once per process (per folder) and shared.
-fn shared_minilm(dir: Option<PathBuf>) -> Result<Arc<local::MiniLm>, String> {
-    static MODEL: OnceLock<Mutex<Option<(PathBuf, Arc<local::MiniLm>)>>> = OnceLock::new();
-    let dir = match dir {
-        Some(d) => local::check_model_dir(d, "the model folder")?,
-        None => local::model_dir()?,
-    };
-    let mut slot = MODEL
-        .get_or_init(|| Mutex::new(None))
+/// A local model is loaded once per process (per folder) and shared; the
+/// weights file is mapped, so processes share its pages too.
+fn shared_model(dir: PathBuf) -> Result<Arc<local::LocalModel>, String> {
+    static MODELS: OnceLock<Mutex<HashMap<PathBuf, Arc<local::LocalModel>>>> = OnceLock::new();
+    let mut slot = MODELS
+        .get_or_init(|| Mutex::new(HashMap::new()))
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some((d, m)) = slot.as_ref() {
-        if *d == dir {
-            return Ok(m.clone());
-        }
+    if let Some(m) = slot.get(&dir) {
+        return Ok(m.clone());
     }
-    let m = Arc::new(local::MiniLm::load_from(&dir)?);
-    *slot = Some((dir, m.clone()));
+    let m = Arc::new(local::LocalModel::load_from(&dir)?);
+    slot.insert(dir, m.clone());
     Ok(m)
 }
 
@@ -115,11 +110,11 @@ impl Keys for Policy {
     }
 }
 
-/// Where the local model's weights are, besides the defaults of
-/// `local::model_dir`, and the HTTP tunables.
+/// Where local models are found (`local::hub::resolve`), and the HTTP
+/// tunables.
 pub struct Options {
     pub http: HttpSettings,
-    pub model_dir: Option<PathBuf>,
+    pub models: local::Sources,
 }
 
 fn api_key(name: &str, required: bool) -> Result<Option<String>, String> {
@@ -154,7 +149,7 @@ fn allowed_key(
 pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
     let opts = Options {
         http: HttpSettings::from_env(),
-        model_dir: None,
+        models: local::Sources::from_env(),
     };
     Ok(build_with(cfg, policy, opts)?)
 }
@@ -168,16 +163,19 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
     };
     match cfg {
         Embedding::SentenceTransformers { model, dimensions } => {
-            if !local::is_local_model(model) {
+            let dir = local::hub::resolve(model, &opts.models).map_err(failed)?;
+            let m = shared_model(dir).map_err(|e| {
+                // An architecture or module this build cannot run is the
+                // config's problem, not the machine's.
+                if e.contains("not supported") { unsupported(e) } else { failed(e) }
+            })?;
+            if m.dimensions() as i64 != *dimensions {
                 return Err(unsupported(format!(
-                    "sentence_transformers model {model:?} is not available in this worker; it runs \"{}\" only",
-                    local::MODEL
+                    "sentence_transformers model {model} makes vectors of {} dimensions, the vectorizer expects {dimensions}",
+                    m.dimensions()
                 )));
             }
-            if *dimensions != local::DIMENSIONS as i64 {
-                return Err(unsupported(format!("{} has {} dimensions, the vectorizer expects {dimensions}", local::MODEL, local::DIMENSIONS)));
-            }
-            Ok(Embedder::Local(shared_minilm(opts.model_dir).map_err(failed)?))
+            Ok(Embedder::Local(m))
         }
         Embedding::Openai { model, dimensions, user, api_key_name, base_url } => {
             let mut body = Map::new();
@@ -292,15 +290,19 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("\"litellm\" is not supported"), "{e}");
+        std::env::set_var("HF_HUB_OFFLINE", "1");
         let e = build(
             &Embedding::SentenceTransformers {
-                model: "nomic-ai/nomic-embed-text-v1.5".into(),
+                model: "pgai-migrate-tests/no-such-model".into(),
                 dimensions: 768,
             },
             &Policy::default(),
         )
         .err()
         .unwrap();
-        assert!(e.contains("not available"), "{e}");
+        assert!(
+            e.contains("not in the Hugging Face cache") && e.contains("HF_HUB_OFFLINE"),
+            "{e}"
+        );
     }
 }

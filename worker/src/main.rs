@@ -110,6 +110,10 @@ enum Command {
         /// Also read texts from stdin, one JSON string per line.
         #[arg(long)]
         jsonl: bool,
+        /// Print the seconds spent loading the model and embedding (not
+        /// reading or printing) on stderr, as one JSON object.
+        #[arg(long)]
+        timing: bool,
         /// As for `run`: endpoints allowed besides the official ones.
         #[arg(
             long = "endpoint",
@@ -187,6 +191,7 @@ fn policy(endpoints: &[String]) -> Result<embed::Policy, String> {
 fn embed_cmd(
     cfg: &str,
     jsonl: bool,
+    timing: bool,
     endpoints: &[String],
     mut texts: Vec<String>,
 ) -> Result<(), String> {
@@ -205,7 +210,18 @@ fn embed_cmd(
             );
         }
     }
-    let vectors = embed::build(&embedding, &policy)?.embed(&texts)?;
+    let t0 = std::time::Instant::now();
+    let embedder = embed::build(&embedding, &policy)?;
+    let t1 = std::time::Instant::now();
+    let vectors = embedder.embed(&texts)?;
+    if timing {
+        eprintln!(
+            "{{\"texts\": {}, \"load_s\": {:.6}, \"embed_s\": {:.6}}}",
+            texts.len(),
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64()
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for v in vectors {
@@ -342,9 +358,10 @@ fn main() -> ExitCode {
         Command::Embed {
             config,
             jsonl,
+            timing,
             endpoints,
             texts,
-        } => embed_cmd(&config, jsonl, &endpoints, texts),
+        } => embed_cmd(&config, jsonl, timing, &endpoints, texts),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
