@@ -8,7 +8,12 @@ embed time, model loading excluded on both sides). Prints texts/s per arm,
 the ratio, and the worst cosine between the two arms' vectors.
 
     bench/local_model.py [--reps 5] [--short 512] [--chunks 256] [--model DIR]
-                         [--precision f32|bf16] [--json FILE]
+                         [--precision f32|bf16] [--backfill 10000] [--json FILE]
+
+`--backfill N` also times the worker's `run --once` over a fresh table of N
+800-character rows (one chunk each) with 1 and 2 worker threads, against
+sentence-transformers' texts/s on the same texts; it needs the server
+running with the extension installed (scripts/setup.sh).
 """
 
 import argparse
@@ -56,6 +61,50 @@ def ours(worker, model, texts_, env):
     return timing["embed_s"], vecs
 
 
+def backfill(worker, n, precision, st):
+    """rows/s of `run --once` over n fresh rows, per --concurrency."""
+    import psycopg
+
+    host, port = os.environ.get("PGHOST", "/tmp/pgai_migrate"), os.environ.get("PGPORT", "54329")
+    admin = psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True)
+    rows = texts("chunks", n, 11)
+    st_start = time.perf_counter()
+    st.encode(rows, batch_size=32)
+    st_rate = n / (time.perf_counter() - st_start)
+    out = {"rows": n, "sentence_transformers_texts_per_s": st_rate}
+    for conc in (1, 2):
+        admin.execute("DROP DATABASE IF EXISTS bench_local")
+        admin.execute("CREATE DATABASE bench_local")
+        with psycopg.connect(host=host, port=port, user="postgres", dbname="bench_local", autocommit=True) as c:
+            c.execute("SET synchronous_commit = off")
+            c.execute("CREATE EXTENSION pgai_migrate CASCADE")
+            c.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+            with c.cursor().copy("COPY docs FROM STDIN") as cp:
+                for i, t in enumerate(rows):
+                    cp.write_row((i, t))
+            c.execute("SELECT migrate.create_vectorizer(%s::jsonb)", (json.dumps({
+                "source": "docs", "name": "docs_vec",
+                "loading": {"implementation": "column", "column_name": "body"},
+                "chunking": {"implementation": "none"},
+                "formatting": {"implementation": "chunk_value"},
+                "embedding": {"implementation": "sentence_transformers", "model": "all-MiniLM-L6-v2",
+                              "dimensions": 384}}),))
+        t0 = time.perf_counter()
+        subprocess.run([worker, "run", "--db", f"host={host} port={port} user=postgres dbname=bench_local",
+                        "--once", "--concurrency", str(conc)], check=True, capture_output=True,
+                       env=dict(os.environ, PGAI_MIGRATE_LOCAL_PRECISION=precision))
+        secs = time.perf_counter() - t0
+        with psycopg.connect(host=host, port=port, user="postgres", dbname="bench_local") as c:
+            stored = c.execute("SELECT count(*) FROM docs_embeddings_store").fetchone()[0]
+        if stored != n:
+            sys.exit(f"backfill stored {stored} of {n} rows")
+        out[f"ours_rows_per_s_concurrency_{conc}"] = n / secs
+        print(f"backfill {n} rows of 800 characters, --concurrency {conc}: {n / secs:6.1f} rows/s "
+              f"({n / secs / st_rate:4.2f}x sentence-transformers' {st_rate:.1f} texts/s on the same texts)")
+    admin.execute("DROP DATABASE IF EXISTS bench_local")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
@@ -66,6 +115,7 @@ def main():
     ap.add_argument("--precision", default=os.environ.get("PGAI_MIGRATE_LOCAL_PRECISION", "f32"))
     ap.add_argument("--worker", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                                      "release", "pgai-migrate-worker"))
+    ap.add_argument("--backfill", type=int, default=0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
@@ -116,6 +166,8 @@ def main():
                          "min_cosine": worst, "st_samples": st_rates, "our_samples": our_rates}
         print(f"{kind:7} {n:5} texts: sentence-transformers {s:7.1f}/s, ours {o:7.1f}/s, "
               f"ratio {o / s:5.2f}x, worst cosine {worst:.6f}")
+    if a.backfill:
+        results["backfill"] = backfill(a.worker, a.backfill, a.precision, st)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"precision": a.precision, "torch": torch.__version__, "results": results}, f, indent=1)

@@ -108,7 +108,9 @@ def test_an_invalid_config_is_22023_naming_its_path(db):
     state, msg = sqlstate(db, "SELECT migrate.vectorizer_embed('{\"implementation\": \"voyageai\", \"model\": \"voyage-3\", \"dimensions\": 4}'::jsonb, 'q', 'sideways')")
     assert state == "22023" and "input_type" in msg
     state, msg = sqlstate(db, "SELECT migrate.vectorizer_embed('{\"implementation\": \"sentence_transformers\", \"model\": \"nomic-ai/nomic-embed-text-v1.5\", \"dimensions\": 768}'::jsonb, 'q')")
-    assert state == "0A000" and "not available" in msg
+    # Not in the server's model folder or Hugging Face cache; a backend
+    # never downloads.
+    assert state == "58000" and "not in the Hugging Face cache" in msg
 
 
 # --- HTTP providers ----------------------------------------------------------

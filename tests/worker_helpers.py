@@ -41,7 +41,9 @@ LIVE_ENDPOINTS = []
 
 
 def worker_env(env):
-    return {**os.environ, "PGAI_MIGRATE_ENDPOINTS": ",".join(LIVE_ENDPOINTS), **(env or {})}
+    # Tests never reach the Hugging Face hub: a model not in the cache fails
+    # at once (tests that serve a hub of their own set HF_HUB_OFFLINE=0).
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PGAI_MIGRATE_ENDPOINTS": ",".join(LIVE_ENDPOINTS), **(env or {})}
 
 
 def run_worker(dbname, *args, user=None, env=None, timeout=120, check=True):
