@@ -84,6 +84,7 @@ def backfill(worker, n, precision, st):
                     cp.write_row((i, t))
             c.execute("SELECT migrate.create_vectorizer(%s::jsonb)", (json.dumps({
                 "source": "docs", "name": "docs_vec",
+                "destination": {"implementation": "table", "destination": "docs_embeddings"},
                 "loading": {"implementation": "column", "column_name": "body"},
                 "chunking": {"implementation": "none"},
                 "formatting": {"implementation": "chunk_value"},
@@ -116,6 +117,7 @@ def main():
     ap.add_argument("--worker", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                                      "release", "pgai-migrate-worker"))
     ap.add_argument("--backfill", type=int, default=0)
+    ap.add_argument("--backfill-only", action="store_true")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
@@ -144,7 +146,7 @@ def main():
           f"{os.cpu_count()} CPUs")
 
     results = {}
-    for kind, n in (("short", a.short), ("chunks", a.chunks)):
+    for kind, n in () if a.backfill_only else (("short", a.short), ("chunks", a.chunks)):
         batch = texts(kind, n, 7)
         # Warm-up both arms once (first-call allocation, thread start).
         st.encode(batch[:32], batch_size=32)

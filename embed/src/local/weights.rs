@@ -130,7 +130,7 @@ impl Weights {
             ))
         };
         Ok(match e.dtype {
-            Dtype::F32 if e.start % 4 == 0 && cfg!(target_endian = "little") => Tensor::Mapped {
+            Dtype::F32 if e.start.is_multiple_of(4) && cfg!(target_endian = "little") => Tensor::Mapped {
                 map: self.map.clone(),
                 offset: e.start,
                 len: bytes.len() / 4,
