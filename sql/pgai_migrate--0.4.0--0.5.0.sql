@@ -109,3 +109,11 @@ IMMUTABLE PARALLEL RESTRICTED LANGUAGE sql
 AS $$
 SELECT migrate.vectorizer_embed_config_text(embedding_config::pg_catalog.text, input_text, input_type)::@extschema:vector@.vector
 $$;
+
+-- The worker builds a vectorizer's vector index through this entry point
+-- (src/worker_api.rs): it checks the caller's worker rights, then decides
+-- and builds as the source's owner, security-restricted.
+CREATE FUNCTION migrate.worker_index(vectorizer_id int4) RETURNS text
+VOLATILE PARALLEL UNSAFE
+SET row_security = off SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'worker_index_wrapper';

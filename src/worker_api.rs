@@ -317,3 +317,165 @@ fn worker_retry(vectorizer_id: Option<i32>, requeue: Option<&str>, failed: Optio
         }
     });
 }
+
+/// Arbitrary first key of the advisory lock that makes one worker at a
+/// time decide a vectorizer's index (the second key is the vectorizer id).
+const INDEX_LOCK: i32 = 0x7067_6169; // "pgai"
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION migrate.worker_index(vectorizer_id int4) RETURNS text
+VOLATILE PARALLEL UNSAFE
+SET row_security = off SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'worker_index_wrapper';"
+)]
+fn worker_index(vectorizer_id: Option<i32>) -> Option<String> {
+    use pgai_migrate_core::config::Evaluated;
+    use pgai_migrate_core::plan::index;
+
+    let id = arg(vectorizer_id, "vectorizer_id");
+    let v = served(id);
+    // The worker's own right on this vectorizer; building the index is
+    // then done with the owner's.
+    v.require(v.queue, "DELETE", None);
+    // One worker decides at a time; the others find the index built.
+    run_with(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+        &[INDEX_LOCK.into(), id.into()],
+    );
+    let config: Option<JsonB> = {
+        let _ext = AsRole::new(crate::catalog::extension_owner(), false);
+        one(
+            "SELECT config FROM migrate.vectorizer WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    };
+    let indexing = config
+        .and_then(|JsonB(c)| Evaluated::from_value(&c).ok())
+        .map(|e| e.indexing)
+        .unwrap_or_default();
+    let vectorscale: bool =
+        one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'vectorscale')", &[])
+            .unwrap_or(false);
+    let (table, column) = match (v.store, &v.column) {
+        (Some(store), _) => (store, "embedding".to_string()),
+        (None, Some(c)) => (v.source, c.clone()),
+        (None, None) => return None,
+    };
+    let mut schemas = HashMap::new();
+    let Some((schema, table_name)) = crate::catalog::relation_name(table, &mut schemas) else {
+        return None;
+    };
+    let table_sql = qualified(&schema, &table_name);
+    let existing: Option<JsonB> = one(
+        "SELECT pg_catalog.jsonb_build_object('name', c.relname, 'marker', d.description)
+         FROM pg_catalog.pg_index i
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+         JOIN pg_catalog.pg_description d ON d.objoid OPERATOR(pg_catalog.=) i.indexrelid
+          AND d.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid OPERATOR(pg_catalog.=) 0
+         WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND pg_catalog.starts_with(d.description, $2)
+         ORDER BY c.oid LIMIT 1",
+        &[table.into(), index::MARKER.into()],
+    );
+    let wanted = index::wanted(&indexing, vectorscale);
+    let mut done = Vec::new();
+    if let Some(JsonB(e)) = existing {
+        let name = e["name"].as_str().unwrap_or_default().to_string();
+        if wanted
+            .as_ref()
+            .is_some_and(|w| e["marker"].as_str() == Some(w.marker().as_str()))
+        {
+            return None;
+        }
+        // indexing changed (an alter), or is now none: the old index goes.
+        v.as_owner(|| crate::spi::run(&format!("DROP INDEX {}", qualified(&schema, &name))));
+        done.push(format!("dropped index {name}"));
+    }
+    let Some(w) = wanted else {
+        return (!done.is_empty()).then(|| done.join("; "));
+    };
+    if w.extension == "vectorscale" && !vectorscale {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("vectorizer {:?}: indexing_diskann needs the vectorscale extension (pgvectorscale), which is not installed in this database", v.name),
+            "CREATE EXTENSION vectorscale, or alter the vectorizer to indexing_hnsw.",
+        )
+    }
+    // A vector index of the user's own on the column (built CONCURRENTLY
+    // on a busy table, say) is the index: none of ours beside it.
+    let own: bool = one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+           JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+           JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) i.indrelid
+            AND t.attname OPERATOR(pg_catalog.=) $2 AND t.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)
+          WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND a.amname OPERATOR(pg_catalog.=) ANY ('{hnsw,ivfflat,diskann}'))",
+        &[table.into(), column.as_str().into()],
+    )
+    .unwrap_or(false);
+    if own {
+        return (!done.is_empty()).then(|| done.join("; "));
+    }
+    let col = pgai_migrate_core::ident::quote_ident(&column);
+    // Enough embeddings yet, and (if asked) nothing queued: read as the
+    // owner, with row security off (a forced policy raises 42501).
+    let ready = v.as_owner(|| {
+        let rows: i64 = one(
+            &format!("SELECT pg_catalog.count(*) FROM (SELECT FROM {table_sql} WHERE {col} IS NOT NULL LIMIT $1) s"),
+            &[w.min_rows.into()],
+        )
+        .unwrap_or(0);
+        let queue_empty = !w.when_queue_empty
+            || one::<bool>(
+                &format!("SELECT NOT EXISTS (SELECT FROM {})", crate::catalog::relation_name(v.queue, &mut HashMap::new())
+                    .map(|(s, n)| qualified(&s, &n))
+                    .unwrap_or_default()),
+                &[],
+            )
+            .unwrap_or(false);
+        rows >= w.min_rows && queue_empty
+    });
+    if !ready {
+        return (!done.is_empty()).then(|| done.join("; "));
+    }
+    // The operator class of the extension that provides the method, never
+    // one of the same name a tenant made: index builds call its functions.
+    let opclass: Option<String> = one(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.opcname)
+         FROM pg_catalog.pg_opclass c
+         JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.opcmethod
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.opcnamespace
+         JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_opclass'::pg_catalog.regclass
+          AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+         JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+         WHERE c.opcname OPERATOR(pg_catalog.=) $1 AND a.amname OPERATOR(pg_catalog.=) $2 AND e.extname OPERATOR(pg_catalog.=) $3",
+        &[w.opclass.as_str().into(), w.method.into(), w.extension.into()],
+    );
+    let Some(opclass) = opclass else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "vectorizer {:?}: indexing.opclass {:?} is not an operator class of {} for {}",
+                v.name, w.opclass, w.extension, w.method
+            ),
+            "pgvector's hnsw classes are vector_cosine_ops, vector_l2_ops, vector_ip_ops, vector_l1_ops (and halfvec_*, sparsevec_*, bit_*).",
+        )
+    };
+    let name = (0..100)
+        .map(|n| index::index_name(&table_name, &column, n))
+        .find(|n| !crate::catalog::relation_exists(&schema, n))
+        .unwrap_or_else(|| index::index_name(&table_name, &column, 100));
+    let create = w.create_sql(&name, &table_sql, &column, &opclass);
+    let comment = format!(
+        "COMMENT ON INDEX {} IS {}",
+        qualified(&schema, &name),
+        pgai_migrate_core::ident::quote_literal(&w.marker())
+    );
+    v.as_owner(|| {
+        crate::spi::run(&create);
+        crate::spi::run(&comment);
+    });
+    done.push(format!("created index {name}"));
+    Some(done.join("; "))
+}

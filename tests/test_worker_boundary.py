@@ -151,6 +151,7 @@ def test_the_worker_functions_give_no_one_anything(tenancy, roles):
         f"""SELECT migrate.worker_read({vid}, '[{{"id": 1}}]')""",
         f"""SELECT migrate.worker_store({vid}, '[{{"id": 1}}]', '[]')""",
         f"""SELECT migrate.worker_retry({vid}, '[{{"id": 9}}]', '[]')""",
+        f"SELECT migrate.worker_index({vid})",
     ]
     with connect(env["db"].info.dbname, user=stranger) as s:
         for call in calls:

@@ -632,6 +632,7 @@ pub fn drop_sql(
 
 mod check;
 mod grants;
+pub mod index;
 pub mod steps;
 pub mod sync;
 mod trigger;

@@ -339,6 +339,7 @@ fn main() -> ExitCode {
                 lock_timeout: seconds(lock_timeout),
                 statement_timeout: seconds(statement_timeout),
                 progress_interval: seconds(progress_interval).max(Duration::from_secs(1)),
+                busy: Default::default(),
             });
             return ExitCode::from(code as u8);
         }

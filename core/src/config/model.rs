@@ -410,6 +410,13 @@ impl Processing {
         let Processing::Default { batch_size, .. } = self;
         batch_size.unwrap_or(defaults::BATCH_SIZE)
     }
+
+    /// How many of a worker process's threads may work on the vectorizer
+    /// at once; `None`: as many as `--concurrency` runs.
+    pub fn concurrency(&self) -> Option<i64> {
+        let Processing::Default { concurrency, .. } = self;
+        *concurrency
+    }
 }
 
 /// Where the embeddings go, with every name resolved.

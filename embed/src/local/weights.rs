@@ -130,11 +130,13 @@ impl Weights {
             ))
         };
         Ok(match e.dtype {
-            Dtype::F32 if e.start.is_multiple_of(4) && cfg!(target_endian = "little") => Tensor::Mapped {
-                map: self.map.clone(),
-                offset: e.start,
-                len: bytes.len() / 4,
-            },
+            Dtype::F32 if e.start.is_multiple_of(4) && cfg!(target_endian = "little") => {
+                Tensor::Mapped {
+                    map: self.map.clone(),
+                    offset: e.start,
+                    len: bytes.len() / 4,
+                }
+            }
             Dtype::F32 => Tensor::Owned(Arc::new(
                 bytes
                     .chunks_exact(4)

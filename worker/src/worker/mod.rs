@@ -54,6 +54,41 @@ pub struct Options {
     pub statement_timeout: Duration,
     /// Seconds between progress lines when stderr is not a terminal.
     pub progress_interval: Duration,
+    /// Worker threads at work on each vectorizer now, against its
+    /// `processing.concurrency`.
+    pub busy: std::sync::Mutex<HashMap<i32, usize>>,
+}
+
+/// A worker thread's turn on one vectorizer; gives it back when dropped.
+struct Slot<'a> {
+    busy: &'a std::sync::Mutex<HashMap<i32, usize>>,
+    id: i32,
+}
+
+impl<'a> Slot<'a> {
+    /// A turn, unless `limit` threads are already at work on `id`.
+    fn take(
+        busy: &'a std::sync::Mutex<HashMap<i32, usize>>,
+        id: i32,
+        limit: Option<i64>,
+    ) -> Option<Slot<'a>> {
+        let mut b = busy.lock().unwrap_or_else(|p| p.into_inner());
+        let n = b.entry(id).or_insert(0);
+        if limit.is_some_and(|l| *n as i64 >= l.max(1)) {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { busy, id })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut b = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = b.get_mut(&self.id) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// A vectorizer as the catalog describes it.
@@ -173,6 +208,10 @@ pub struct Worker {
     /// Per vectorizer, the last key claimed (see `Statements::claim_after`).
     cursors: HashMap<i32, Value>,
     has_errors_table: bool,
+    /// Whether the extension has `worker_index` (0.5.0).
+    has_index_fn: bool,
+    /// Vectorizers whose index this run has looked at.
+    index_checked: HashSet<i32>,
     progress: Arc<Progress>,
 }
 
@@ -233,8 +272,16 @@ impl Worker {
                 &[],
             )?
             .get(0);
+        let has_index_fn: bool = client
+            .query_one(
+                "SELECT to_regprocedure('migrate.worker_index(int4)') IS NOT NULL",
+                &[],
+            )?
+            .get(0);
         Ok(Worker {
             client,
+            has_index_fn,
+            index_checked: HashSet::new(),
             embedders: embed::Cache::new(opts.policy.clone()),
             opts,
             stop,
@@ -283,6 +330,18 @@ impl Worker {
                     continue;
                 }
                 self.activate(v.clone());
+                // processing.concurrency: at most that many of this
+                // process's threads on the vectorizer at once.
+                let limit = self
+                    .active
+                    .get(&v.id)
+                    .and_then(|a| a.pipeline.as_ref().ok())
+                    .and_then(|p| p.processing.concurrency());
+                let opts = self.opts.clone();
+                let Some(_slot) = Slot::take(&opts.busy, v.id, limit) else {
+                    continue;
+                };
+                let mut claimed_here = 0;
                 while !self.stop.load(Ordering::Relaxed) {
                     let from_start = !self.cursors.contains_key(&v.id);
                     match self.batch(v.id) {
@@ -295,6 +354,7 @@ impl Worker {
                         Ok(s) if s.claimed == 0 => break,
                         Ok(s) => {
                             worked += s.claimed;
+                            claimed_here += s.claimed;
                             self.progress.record(&v.name, s.claimed, s.chunks, s.failed);
                             if self.opts.verbose {
                                 self.log(format!(
@@ -340,6 +400,11 @@ impl Worker {
                         }
                     }
                 }
+                // The vector index, once per run and after each pass that
+                // embedded something (the queue may just have emptied).
+                if self.index_checked.insert(v.id) || claimed_here > 0 {
+                    self.index(&v);
+                }
             }
             if worked == 0 && !stale {
                 if self.opts.once {
@@ -349,6 +414,48 @@ impl Worker {
             }
         }
         Ok(clean)
+    }
+
+    /// Builds (or rebuilds, or drops) the vector index `indexing` asks for,
+    /// through the extension's `worker_index`; a failure is an error row
+    /// (step `indexing`) and does not stop the worker.
+    fn index(&mut self, v: &Vectorizer) {
+        if !self.has_index_fn || self.client.is_closed() {
+            return;
+        }
+        // An index build may take longer than a batch's statement_timeout;
+        // lock_timeout still applies, so a busy store is retried later.
+        let result = self.client.transaction().and_then(|mut tx| {
+            tx.batch_execute(&format!(
+                "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = 0",
+                self.opts.lock_timeout.as_millis()
+            ))?;
+            let done: Option<String> = tx
+                .query_one("SELECT migrate.worker_index($1)", &[&v.id])?
+                .get(0);
+            tx.commit()?;
+            Ok(done)
+        });
+        match result {
+            Ok(Some(done)) => self.log(format!("{}: {done}", v.name)),
+            Ok(None) => {}
+            Err(e) => {
+                let msg = format!(
+                    "vectorizer {}: vector index not built: {}",
+                    v.name,
+                    db_error_text(&e)
+                );
+                self.log(&msg);
+                self.record_errors(
+                    v.id,
+                    &[ErrorRow {
+                        key: None,
+                        message: msg,
+                        details: json!({"step": "indexing"}),
+                    }],
+                );
+            }
+        }
     }
 
     fn sleep(&self, d: Duration) {
