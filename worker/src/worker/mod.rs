@@ -342,6 +342,7 @@ impl Worker {
                     continue;
                 };
                 let mut claimed_here = 0;
+                let mut failed_here = false;
                 while !self.stop.load(Ordering::Relaxed) {
                     let from_start = !self.cursors.contains_key(&v.id);
                     match self.batch(v.id) {
@@ -379,6 +380,7 @@ impl Worker {
                                 }
                             };
                             clean = false;
+                            failed_here = true;
                             self.log(&msg);
                             self.record_errors(
                                 v.id,
@@ -401,8 +403,12 @@ impl Worker {
                     }
                 }
                 // The vector index, once per run and after each pass that
-                // embedded something (the queue may just have emptied).
-                if self.index_checked.insert(v.id) || claimed_here > 0 {
+                // embedded something (the queue may just have emptied);
+                // not while the vectorizer's batches fail or its config
+                // cannot be run.
+                let runnable = self.active.get(&v.id).is_some_and(|a| a.pipeline.is_ok());
+                if runnable && !failed_here && (self.index_checked.insert(v.id) || claimed_here > 0)
+                {
                     self.index(&v);
                 }
             }
