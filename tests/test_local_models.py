@@ -75,15 +75,15 @@ def test_bf16_stays_within_its_documented_accuracy():
 
 
 def test_unsupported_architectures_and_wrong_sizes_are_named(tmp_path):
-    mpnet = tmp_path / "org" / "an-mpnet"
-    shutil.copytree(os.path.join(FIXTURES, "tiny-bert-cls"), mpnet)
-    cfg = json.loads((mpnet / "config.json").read_text())
-    cfg["model_type"] = "mpnet"
-    (mpnet / "config.json").write_text(json.dumps(cfg))
-    p, _ = embed("org/an-mpnet", 32, ["x"], {"PGAI_MIGRATE_MODEL_DIR": str(tmp_path)}, check=False)
+    nomic = tmp_path / "org" / "a-nomic"
+    shutil.copytree(os.path.join(FIXTURES, "tiny-bert-cls"), nomic)
+    cfg = json.loads((nomic / "config.json").read_text())
+    cfg["model_type"] = "nomic_bert"
+    (nomic / "config.json").write_text(json.dumps(cfg))
+    p, _ = embed("org/a-nomic", 32, ["x"], {"PGAI_MIGRATE_MODEL_DIR": str(tmp_path)}, check=False)
     assert p.returncode != 0
-    assert 'model architecture "mpnet" is not supported' in p.stderr
-    assert "bert, roberta, xlm-roberta, camembert, distilbert" in p.stderr
+    assert 'model architecture "nomic_bert" is not supported' in p.stderr
+    assert "bert, roberta, xlm-roberta, camembert, distilbert, mpnet" in p.stderr
 
     p, _ = embed("tiny-bert-cls", 64, ["x"], {"PGAI_MIGRATE_MODEL_DIR": FIXTURES}, check=False)
     assert p.returncode != 0

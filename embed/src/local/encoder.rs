@@ -10,7 +10,14 @@ use super::kernels::{self, Activation};
 use super::weights::{Tensor, Weights};
 
 /// The architectures this encoder runs, by `config.json`'s `model_type`.
-pub const ARCHITECTURES: &[&str] = &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
+pub const ARCHITECTURES: &[&str] = &[
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "distilbert",
+    "mpnet",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -18,6 +25,28 @@ enum Family {
     /// RoBERTa and its descendants: positions count from `pad_token_id + 1`.
     Roberta,
     DistilBert,
+    /// MPNet: RoBERTa's positions, and a relative-position bias on every
+    /// layer's attention scores.
+    MpNet,
+}
+
+/// MPNet's bucket of a relative position (key − query), as transformers
+/// computes it: 32 buckets, 16 per direction, exact up to 8, then
+/// logarithmic up to 128 (in f32, as torch does).
+fn mpnet_bucket(relative: i64) -> usize {
+    const HALF: i64 = 16;
+    const EXACT: i64 = 8;
+    let n = -relative;
+    let mut bucket = if n < 0 { HALF } else { 0 };
+    let n = n.abs();
+    bucket += if n < EXACT {
+        n
+    } else {
+        // The divisor is a double in transformers, rounded to f32 by torch.
+        let ratio = (n as f32 / EXACT as f32).ln() / (128f64 / EXACT as f64).ln() as f32;
+        (EXACT + (ratio * (HALF - EXACT) as f32) as i64).min(HALF - 1)
+    };
+    bucket as usize
 }
 
 struct Linear {
@@ -51,6 +80,8 @@ pub struct Encoder {
     word: Tensor,
     position: Tensor,
     token_type: Option<Tensor>,
+    /// MPNet's `[buckets × heads]` relative-position bias.
+    relative_bias: Option<Tensor>,
     embed_norm: Norm,
     layers: Vec<Layer>,
     pub hidden: usize,
@@ -89,6 +120,7 @@ impl Encoder {
             "bert" => Family::Bert,
             "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
             "distilbert" => Family::DistilBert,
+            "mpnet" => Family::MpNet,
             other => {
                 return Err(format!(
                     "model architecture {other:?} is not supported by the local encoder (supported: {})",
@@ -139,9 +171,14 @@ impl Encoder {
                 return Err(format!("position_embedding_type {p:?} is not supported by the local encoder (only \"absolute\")"));
             }
         }
-        let pad_id = cfg.get("pad_token_id").and_then(Value::as_u64).unwrap_or(0) as u32;
+        // MPNet's embeddings fix the padding index at 1, whatever the config says.
+        let pad_id = if family == Family::MpNet {
+            1
+        } else {
+            cfg.get("pad_token_id").and_then(Value::as_u64).unwrap_or(0) as u32
+        };
 
-        let prefix = ["bert.", "roberta.", "distilbert.", "model.", ""]
+        let prefix = ["bert.", "roberta.", "distilbert.", "mpnet.", "model.", ""]
             .into_iter()
             .find(|p| w.has(&format!("{p}embeddings.word_embeddings.weight")))
             .ok_or("the weights have no embeddings.word_embeddings.weight")?;
@@ -174,7 +211,7 @@ impl Encoder {
             hidden,
         )?;
         let max_positions = position.len() / hidden;
-        let token_type = if family == Family::DistilBert {
+        let token_type = if matches!(family, Family::DistilBert | Family::MpNet) {
             None
         } else {
             Some(w.tensor_any(
@@ -184,7 +221,19 @@ impl Encoder {
         };
         let mut out = Vec::with_capacity(layers);
         for i in 0..layers {
-            out.push(if family == Family::DistilBert {
+            out.push(if family == Family::MpNet {
+                let p = format!("encoder.layer.{i}");
+                Layer {
+                    q: linear(&format!("{p}.attention.attn.q"), hidden, hidden)?,
+                    k: linear(&format!("{p}.attention.attn.k"), hidden, hidden)?,
+                    v: linear(&format!("{p}.attention.attn.v"), hidden, hidden)?,
+                    out: linear(&format!("{p}.attention.attn.o"), hidden, hidden)?,
+                    norm1: norm(&format!("{p}.attention.LayerNorm"))?,
+                    up: linear(&format!("{p}.intermediate.dense"), inner, hidden)?,
+                    down: linear(&format!("{p}.output.dense"), hidden, inner)?,
+                    norm2: norm(&format!("{p}.output.LayerNorm"))?,
+                }
+            } else if family == Family::DistilBert {
                 let p = format!("transformer.layer.{i}");
                 Layer {
                     q: linear(&format!("{p}.attention.q_lin"), hidden, hidden)?,
@@ -210,8 +259,21 @@ impl Encoder {
                 }
             });
         }
+        let relative_bias = if family == Family::MpNet {
+            let t = w.tensor_any(
+                &format!("{prefix}encoder.relative_attention_bias.weight"),
+                heads,
+            )?;
+            if t.len() / heads < 32 {
+                return Err("encoder.relative_attention_bias has fewer than 32 buckets".into());
+            }
+            Some(t)
+        } else {
+            None
+        };
         Ok(Encoder {
             family,
+            relative_bias,
             embed_norm: norm("embeddings.LayerNorm")?,
             word,
             position,
@@ -229,7 +291,9 @@ impl Encoder {
     /// The longest sequence the position table allows.
     pub fn max_tokens(&self) -> usize {
         match self.family {
-            Family::Roberta => self.max_positions.saturating_sub(self.pad_id as usize + 1),
+            Family::Roberta | Family::MpNet => {
+                self.max_positions.saturating_sub(self.pad_id as usize + 1)
+            }
             _ => self.max_positions,
         }
     }
@@ -262,7 +326,7 @@ impl Encoder {
         let vocab = self.word.len() / h;
         // Embeddings: word + position + token type, then LayerNorm.
         let mut x = vec![0.0f32; tokens * h];
-        let first_pos = if self.family == Family::Roberta {
+        let first_pos = if matches!(self.family, Family::Roberta | Family::MpNet) {
             self.pad_id as usize + 1
         } else {
             0
@@ -360,6 +424,19 @@ impl Encoder {
                 scores.resize(l * l, 0.0);
                 let off = s * h + hd * d;
                 kernels::matmul_t(l, l, d, &q[off..], h, &k[off..], h, scores, l, scale, 1);
+                if let Some(table) = &self.relative_bias {
+                    // bias[i][j] = table[bucket(j - i)][head], by distance.
+                    let (table, heads) = (table.as_slice(), self.heads);
+                    let by_distance: Vec<f32> = (0..2 * l - 1)
+                        .map(|r| table[mpnet_bucket(r as i64 - (l as i64 - 1)) * heads + hd])
+                        .collect();
+                    for (i, row) in scores.chunks_mut(l).enumerate() {
+                        let from = l - 1 - i;
+                        row.iter_mut()
+                            .zip(&by_distance[from..from + l])
+                            .for_each(|(s, b)| *s += b);
+                    }
+                }
                 kernels::softmax_rows(scores, l);
                 assert!(off + (l - 1) * h + d <= len);
                 // SAFETY: rows s..s+l, columns hd*d..(hd+1)*d of `ctx` belong to
@@ -387,4 +464,34 @@ fn add_norm(x: &mut [f32], y: &[f32], h: usize, f: impl Fn(&mut [f32], &[f32]) +
     x.par_chunks_mut(h * ROWS)
         .zip(y.par_chunks(h * ROWS))
         .for_each(|(xr, yr)| f(xr, yr));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mpnet_bucket;
+
+    #[test]
+    fn mpnet_buckets_match_transformers() {
+        // (key − query, bucket), as MPNetEncoder.relative_position_bucket
+        // gives them: exact below 8 either way, logarithmic to 128, keys
+        // after the query in the upper half.
+        for (rel, want) in [
+            (0, 0),
+            (-1, 1),
+            (-7, 7),
+            (-8, 8),
+            (-16, 10),
+            (-32, 12),
+            (-50, 13),
+            (-64, 14),
+            (-100, 15),
+            (-1000, 15),
+            (1, 17),
+            (8, 24),
+            (50, 29),
+            (500, 31),
+        ] {
+            assert_eq!(mpnet_bucket(rel), want, "relative position {rel}");
+        }
+    }
 }

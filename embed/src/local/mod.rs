@@ -256,7 +256,11 @@ impl LocalModel {
         let mut out = vec![Vec::new(); texts.len()];
         let threads = rayon::current_num_threads();
         // A query of a few tokens is faster on one thread than split.
-        let threads = if enc.iter().map(|e| e.get_ids().len()).sum::<usize>() < 64 { 1 } else { threads };
+        let threads = if enc.iter().map(|e| e.get_ids().len()).sum::<usize>() < 64 {
+            1
+        } else {
+            threads
+        };
         let mut i = 0;
         while i < order.len() {
             let mut batch = Packed {
