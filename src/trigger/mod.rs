@@ -143,7 +143,7 @@ pub fn _vectorizer_trigger<'a>(
             .any(|((o, n), &attnum)| {
                 // SAFETY: attnum is a column of this tuple descriptor.
                 unsafe {
-                    let att = pg_sys::TupleDescAttr(tupdesc, attnum.get() as i32 - 1);
+                    let att = tuple_desc_attr(tupdesc, attnum.get() as usize - 1);
                     !pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
                         datum_image_eq(*o, *n, (*att).attbyval, (*att).attlen as i32)
                     })
@@ -286,4 +286,23 @@ fn batched(data: &pg_sys::TriggerData, op: &PgTriggerOperation) -> bool {
                         && columns(me).iter().all(|c| columns(t).contains(c))))
         })
     }
+}
+
+/// The `i`th attribute of a tuple descriptor: a function from PostgreSQL 18
+/// (the attributes follow its compact copies), an array before.
+///
+/// # Safety
+/// `i` is below the descriptor's `natts`.
+#[cfg(any(feature = "pg16", feature = "pg17"))]
+unsafe fn tuple_desc_attr(desc: pg_sys::TupleDesc, i: usize) -> *mut pg_sys::FormData_pg_attribute {
+    (*desc).attrs.as_mut_ptr().add(i)
+}
+
+/// See above.
+///
+/// # Safety
+/// `i` is below the descriptor's `natts`.
+#[cfg(not(any(feature = "pg16", feature = "pg17")))]
+unsafe fn tuple_desc_attr(desc: pg_sys::TupleDesc, i: usize) -> *mut pg_sys::FormData_pg_attribute {
+    pg_sys::TupleDescAttr(desc, i as i32)
 }
