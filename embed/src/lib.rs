@@ -21,10 +21,14 @@ pub use policy::Policy;
 
 pub enum Embedder {
     Local(Arc<local::LocalModel>),
-    Http(HttpEmbedder),
+    Http(Box<HttpEmbedder>),
 }
 
 impl Embedder {
+    fn http(h: HttpEmbedder) -> Embedder {
+        Embedder::Http(Box::new(h))
+    }
+
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -199,7 +203,7 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             let base = base.trim_end_matches('/');
             let mut e = Endpoint::new("openai", Api::OpenAi, format!("{base}/embeddings"), key, body, Some(*dimensions as usize));
             e.tokens = tokens::Tokens::for_model(model);
-            Ok(Embedder::Http(HttpEmbedder::new(e, settings)))
+            Ok(Embedder::http(HttpEmbedder::new(e, settings)))
         }
         Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
             let mut body = Map::new();
@@ -217,7 +221,7 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             let base = if base.contains("://") { base } else { format!("http://{base}") };
             keys.key(&base, None, false)?;
             let url = format!("{}/api/embed", base.trim_end_matches('/'));
-            Ok(Embedder::Http(HttpEmbedder::new(Endpoint::new("ollama", Api::Ollama, url, None, body, Some(*dimensions as usize)), settings)))
+            Ok(Embedder::http(HttpEmbedder::new(Endpoint::new("ollama", Api::Ollama, url, None, body, Some(*dimensions as usize)), settings)))
         }
         Embedding::Voyageai { model, dimensions, input_type, api_key_name } => {
             let mut body = Map::new();
@@ -226,7 +230,7 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
             let key = keys.key(&base, Some(api_key_name), true)?;
             let url = format!("{}/embeddings", base.trim_end_matches('/'));
-            Ok(Embedder::Http(HttpEmbedder::new(Endpoint::new("voyageai", Api::VoyageAi, url, key, body, Some(*dimensions as usize)), settings)))
+            Ok(Embedder::http(HttpEmbedder::new(Endpoint::new("voyageai", Api::VoyageAi, url, key, body, Some(*dimensions as usize)), settings)))
         }
         Embedding::Litellm { model, dimensions, api_key_name, extra_options } => {
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -235,7 +239,7 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
                 message: e.message,
             })?;
             let key = keys.key(&r.base, r.key_name.as_deref(), r.key_required)?;
-            Ok(Embedder::Http(HttpEmbedder::new(r.endpoint(key, *dimensions as usize), settings)))
+            Ok(Embedder::http(HttpEmbedder::new(r.endpoint(key, *dimensions as usize), settings)))
         }
     }
 }
