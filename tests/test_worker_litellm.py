@@ -49,9 +49,9 @@ def cl100k():
 
 class ProviderServer:
     """Answers each provider's embeddings call in its own shape, by path:
-    `/v2/embed` (Cohere), `/embed` and `…/pipeline/feature-extraction`
-    (text-embeddings-inference, Hugging Face), anything else OpenAI's
-    (Azure, Mistral, Jina, OpenAI). `script` as in worker_helpers'
+    `/v2/embed` (Cohere), `/api/embed` (Ollama), `/embed` and
+    `…/pipeline/feature-extraction` (text-embeddings-inference, Hugging
+    Face), `…/embeddings` OpenAI's (Azure, Mistral, Jina, OpenAI, Voyage). `script` as in worker_helpers'
     EmbeddingServer (HTTP statuses). With `tokens`, an OpenAI-shaped call
     with an input over 8191 tokens, or over 300,000 in all, is a 400, as
     OpenAI answers."""
@@ -84,17 +84,18 @@ class ProviderServer:
                     server.requests.append(record)
                     action = server.script.pop(0) if server.script else None
                 vectors = [fake_vector(t, server.dims) for t in texts]
-                openai_shaped = not (path.endswith("/v2/embed") or path.endswith("/embed")
-                                     or path.endswith("/feature-extraction"))
+                openai_shaped = path.endswith("/embeddings")
                 refused = server.tokens and openai_shaped and server.too_long(texts, record)
                 if isinstance(action, int):
                     status, payload = action, {"message": f"scripted {action}"}
                 elif refused:
                     status, payload = 400, {"error": {"message": refused}}
+                elif path.endswith("/api/embed"):
+                    status, payload = 200, {"model": body.get("model"), "embeddings": vectors}
                 elif path.endswith("/v2/embed"):
                     status, payload = 200, {"id": "e1", "embeddings": {"float": vectors}, "texts": texts,
                                             "response_type": "embeddings_by_type"}
-                elif not openai_shaped:
+                elif path.endswith("/embed") or path.endswith("/feature-extraction"):
                     status, payload = 200, vectors
                 else:
                     data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
@@ -181,6 +182,12 @@ PROVIDERS = {
     "huggingface": ("huggingface/BAAI/bge-small-en-v1.5", None,
                     lambda u: {"HUGGINGFACE_API_BASE": u, "HUGGINGFACE_API_KEY": "hf-key"},
                     "/embed", {"authorization": "Bearer hf-key"}, "inputs", {}),
+    "voyage": ("voyage/voyage-3-lite", {"input_type": "document"},
+               lambda u: {"VOYAGE_BASE_URL": u + "/v1", "VOYAGE_API_KEY": "vo-key"},
+               "/v1/embeddings", {"authorization": "Bearer vo-key"}, "input",
+               {"model": "voyage-3-lite", "input_type": "document"}),
+    "ollama": ("ollama/nomic-embed-text", None, lambda u: {"OLLAMA_HOST": u},
+               "/api/embed", {}, "input", {"model": "nomic-embed-text"}),
 }
 
 
@@ -331,3 +338,17 @@ def test_a_batch_over_300000_tokens_goes_in_several_requests(wdb, provider):
     assert len(s.requests) >= 2
     assert all(sum(r["counts"]) <= REQUEST_TOKENS for r in s.requests)
     assert sum(len(r["counts"]) for r in s.requests) == 40
+
+
+def test_the_embed_subcommand_routes_litellm_models_too(provider):
+    from worker_helpers import worker_bin, worker_env
+
+    s = provider()
+    cfg = {"embedding": litellm("cohere/embed-multilingual-v3.0", api_key_name="TEAM_COHERE_KEY",
+                                extra_options={"api_base": s.url, "input_type": "search_query"})}
+    p = subprocess.run([worker_bin(), "embed", "--endpoint", f"{s.url}=TEAM_COHERE_KEY", "--config", json.dumps(cfg), "hello"],
+                       capture_output=True, text=True, env=worker_env({"TEAM_COHERE_KEY": "team"}))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == pytest.approx(fake_vector("hello", 8), abs=1e-6)
+    [r] = s.requests
+    assert r["headers"]["authorization"] == "Bearer team" and r["body"]["input_type"] == "search_query"
