@@ -293,6 +293,40 @@ mod tests {
         assert_eq!(vector_text(&[0.5, -1.0, 1e-7]), "[0.5,-1,0.0000001]");
     }
 
+    /// Records what the key rule is asked, and answers with a key.
+    struct Asked(Mutex<Vec<(String, Option<String>, bool)>>);
+
+    impl Keys for Asked {
+        fn key(&self, url: &str, name: Option<&str>, required: bool) -> Result<Option<String>, BuildError> {
+            self.0.lock().unwrap().push((url.into(), name.map(String::from), required));
+            Ok(Some("k".into()))
+        }
+    }
+
+    #[test]
+    fn litellm_asks_the_key_rule_about_the_providers_base_url() {
+        let asked = Asked(Mutex::new(Vec::new()));
+        let cfg = Embedding::Litellm {
+            model: "azure/emb".into(),
+            dimensions: 8,
+            api_key_name: None,
+            extra_options: Some(json!({"api_base": "https://res.openai.azure.com/"})),
+        };
+        let opts = Options {
+            http: HttpSettings::from_env(),
+            models: local::Sources::from_env(),
+        };
+        let Ok(Embedder::Http(h)) = build_with(&cfg, &asked, opts) else {
+            panic!("not an HTTP embedder")
+        };
+        assert_eq!(
+            asked.0.lock().unwrap().as_slice(),
+            [("https://res.openai.azure.com".to_string(), Some("AZURE_API_KEY".to_string()), true)]
+        );
+        assert_eq!(h.endpoint().auth, http::Auth::Header("api-key", "k".into()));
+        assert!(h.endpoint().url.starts_with("https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version="));
+    }
+
     #[test]
     fn unsupported_providers_are_clear_errors() {
         let e = build(
