@@ -108,8 +108,8 @@ def test_column_destination_writes_the_embedding_column(wdb):
 @pytest.mark.parametrize(
     "change, step, message",
     [
-        ({"embedding": {"implementation": "litellm", "model": "cohere/embed-english-v3.0", "dimensions": 384}},
-         "embedding", "\"litellm\" is not supported"),
+        ({"embedding": {"implementation": "litellm", "model": "bedrock/amazon.titan-embed-text-v2:0", "dimensions": 384}},
+         "embedding", "litellm provider \"bedrock\""),
         ({"embedding": {"implementation": "sentence_transformers", "model": "nomic-ai/nomic-embed-text-v1.5", "dimensions": 768}},
          "embedding", "not in the Hugging Face cache"),
         ({"loading": {"implementation": "uri", "column_name": "content", "retries": 1}}, "loading", "uri loading is not supported"),

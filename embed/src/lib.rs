@@ -3,8 +3,10 @@
 //! extension (`migrate.vectorizer_embed`), so both compute the same vectors.
 
 pub mod http;
+pub mod litellm;
 pub mod local;
 pub mod policy;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,16 +15,20 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Map};
 
-use http::{Api, HttpEmbedder, HttpSettings};
+use http::{Api, Endpoint, HttpEmbedder, HttpSettings};
 use pgai_migrate_core::config::Embedding;
 pub use policy::Policy;
 
 pub enum Embedder {
     Local(Arc<local::LocalModel>),
-    Http(HttpEmbedder),
+    Http(Box<HttpEmbedder>),
 }
 
 impl Embedder {
+    fn http(h: HttpEmbedder) -> Embedder {
+        Embedder::Http(Box::new(h))
+    }
+
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -194,7 +200,10 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
                 .unwrap_or_else(|| "https://api.openai.com/v1".into());
             // A self-hosted OpenAI-compatible server may need no key.
             let key = keys.key(&base, Some(api_key_name), base_url.is_none())?;
-            Ok(Embedder::Http(HttpEmbedder::new(Api::OpenAi, &base, key, body, Some(*dimensions as usize), settings)))
+            let base = base.trim_end_matches('/');
+            let mut e = Endpoint::new("openai", Api::OpenAi, format!("{base}/embeddings"), key, body, Some(*dimensions as usize));
+            e.tokens = tokens::Tokens::for_model(model);
+            Ok(Embedder::http(HttpEmbedder::new(e, settings)))
         }
         Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
             let mut body = Map::new();
@@ -211,7 +220,8 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
                 .unwrap_or_else(|| "http://localhost:11434".into());
             let base = if base.contains("://") { base } else { format!("http://{base}") };
             keys.key(&base, None, false)?;
-            Ok(Embedder::Http(HttpEmbedder::new(Api::Ollama, &base, None, body, Some(*dimensions as usize), settings)))
+            let url = format!("{}/api/embed", base.trim_end_matches('/'));
+            Ok(Embedder::http(HttpEmbedder::new(Endpoint::new("ollama", Api::Ollama, url, None, body, Some(*dimensions as usize)), settings)))
         }
         Embedding::Voyageai { model, dimensions, input_type, api_key_name } => {
             let mut body = Map::new();
@@ -219,10 +229,17 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             body.insert("input_type".into(), json!(input_type));
             let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
             let key = keys.key(&base, Some(api_key_name), true)?;
-            Ok(Embedder::Http(HttpEmbedder::new(Api::VoyageAi, &base, key, body, Some(*dimensions as usize), settings)))
+            let url = format!("{}/embeddings", base.trim_end_matches('/'));
+            Ok(Embedder::http(HttpEmbedder::new(Endpoint::new("voyageai", Api::VoyageAi, url, key, body, Some(*dimensions as usize)), settings)))
         }
-        Embedding::Litellm { .. } => {
-            Err(unsupported(format!("embedding implementation \"litellm\" is not supported by this worker (supported: openai, ollama, voyageai, sentence_transformers with {})", local::MODEL)))
+        Embedding::Litellm { model, dimensions, api_key_name, extra_options } => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let r = litellm::route(model, *dimensions, api_key_name.as_deref(), extra_options.as_ref(), &env).map_err(|e| BuildError {
+                kind: if e.unsupported { ErrorKind::Unsupported } else { ErrorKind::Failed },
+                message: e.message,
+            })?;
+            let key = keys.key(&r.base, r.key_name.as_deref(), r.key_required)?;
+            Ok(Embedder::http(HttpEmbedder::new(r.endpoint(key, *dimensions as usize), settings)))
         }
     }
 }
@@ -276,11 +293,45 @@ mod tests {
         assert_eq!(vector_text(&[0.5, -1.0, 1e-7]), "[0.5,-1,0.0000001]");
     }
 
+    /// Records what the key rule is asked, and answers with a key.
+    struct Asked(Mutex<Vec<(String, Option<String>, bool)>>);
+
+    impl Keys for Asked {
+        fn key(&self, url: &str, name: Option<&str>, required: bool) -> Result<Option<String>, BuildError> {
+            self.0.lock().unwrap().push((url.into(), name.map(String::from), required));
+            Ok(Some("k".into()))
+        }
+    }
+
+    #[test]
+    fn litellm_asks_the_key_rule_about_the_providers_base_url() {
+        let asked = Asked(Mutex::new(Vec::new()));
+        let cfg = Embedding::Litellm {
+            model: "azure/emb".into(),
+            dimensions: 8,
+            api_key_name: None,
+            extra_options: Some(json!({"api_base": "https://res.openai.azure.com/"})),
+        };
+        let opts = Options {
+            http: HttpSettings::from_env(),
+            models: local::Sources::from_env(),
+        };
+        let Ok(Embedder::Http(h)) = build_with(&cfg, &asked, opts) else {
+            panic!("not an HTTP embedder")
+        };
+        assert_eq!(
+            asked.0.lock().unwrap().as_slice(),
+            [("https://res.openai.azure.com".to_string(), Some("AZURE_API_KEY".to_string()), true)]
+        );
+        assert_eq!(h.endpoint().auth, http::Auth::Header("api-key", "k".into()));
+        assert!(h.endpoint().url.starts_with("https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version="));
+    }
+
     #[test]
     fn unsupported_providers_are_clear_errors() {
         let e = build(
             &Embedding::Litellm {
-                model: "cohere/embed".into(),
+                model: "bedrock/amazon.titan-embed-text-v2:0".into(),
                 dimensions: 3,
                 api_key_name: None,
                 extra_options: None,
@@ -289,7 +340,7 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(e.contains("\"litellm\" is not supported"), "{e}");
+        assert!(e.contains("provider \"bedrock\"") && e.contains("supported prefixes"), "{e}");
         std::env::set_var("HF_HUB_OFFLINE", "1");
         let e = build(
             &Embedding::SentenceTransformers {

@@ -9,8 +9,8 @@
 //! choosing, or read internal HTTP services through it. So:
 //! - an endpoint is called only when it is allowed: each provider's
 //!   official URL (and the one the operator's `OPENAI_BASE_URL`,
-//!   `OLLAMA_HOST` or `VOYAGE_BASE_URL` names), or one given with
-//!   `--endpoint URL[=VARIABLE]`;
+//!   `OLLAMA_HOST`, `VOYAGE_BASE_URL`, `AZURE_API_BASE`, … names: see
+//!   `PROVIDERS`), or one given with `--endpoint URL[=VARIABLE]`;
 //! - a key variable is read only for an endpoint it is paired with: the
 //!   official key variable with the official URL, or `--endpoint URL=VARIABLE`;
 //! - the worker's own settings (`PGAI_MIGRATE_*`) and libpq's (`PG*`) can
@@ -44,6 +44,33 @@ pub const SERVER_SETTING: &str = "migrate.embedding_endpoints";
 pub const OPENAI_URL: &str = "https://api.openai.com/v1";
 pub const VOYAGE_URL: &str = "https://api.voyageai.com/v1";
 pub const OLLAMA_URL: &str = "http://localhost:11434";
+pub const COHERE_URL: &str = "https://api.cohere.com";
+pub const MISTRAL_URL: &str = "https://api.mistral.ai/v1";
+pub const JINA_URL: &str = "https://api.jina.ai/v1";
+/// Hugging Face's serverless inference (`/models/<model>/pipeline/…`).
+pub const HUGGINGFACE_URL: &str = "https://router.huggingface.co/hf-inference";
+
+/// Each provider's official URL (Azure has none: every resource has its
+/// own), the environment variable with which the operator moves it, and
+/// its official key variable, sent only there.
+pub const PROVIDERS: &[(Option<&str>, &str, Option<&str>)] = &[
+    (Some(OPENAI_URL), "OPENAI_BASE_URL", Some("OPENAI_API_KEY")),
+    (Some(VOYAGE_URL), "VOYAGE_BASE_URL", Some("VOYAGE_API_KEY")),
+    (Some(OLLAMA_URL), "OLLAMA_HOST", None),
+    (None, "AZURE_API_BASE", Some("AZURE_API_KEY")),
+    (Some(COHERE_URL), "COHERE_API_BASE", Some("COHERE_API_KEY")),
+    (
+        Some(MISTRAL_URL),
+        "MISTRAL_API_BASE",
+        Some("MISTRAL_API_KEY"),
+    ),
+    (Some(JINA_URL), "JINA_AI_API_BASE", Some("JINA_AI_API_KEY")),
+    (
+        Some(HUGGINGFACE_URL),
+        "HUGGINGFACE_API_BASE",
+        Some("HUGGINGFACE_API_KEY"),
+    ),
+];
 
 /// `https://Host:443/v1/` and `https://host/v1` are one endpoint.
 pub fn normalize(url: &str) -> String {
@@ -93,17 +120,13 @@ impl Policy {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Policy, String> {
         let mut p = Policy::default();
-        p.allow(OPENAI_URL, Some("OPENAI_API_KEY"));
-        p.allow(VOYAGE_URL, Some("VOYAGE_API_KEY"));
-        p.allow(OLLAMA_URL, None);
-        if let Some(u) = env("OPENAI_BASE_URL") {
-            p.allow(&u, Some("OPENAI_API_KEY"));
-        }
-        if let Some(u) = env("VOYAGE_BASE_URL") {
-            p.allow(&u, Some("VOYAGE_API_KEY"));
-        }
-        if let Some(u) = env("OLLAMA_HOST") {
-            p.allow(&u, None);
+        for (url, base_var, key) in PROVIDERS {
+            if let Some(u) = url {
+                p.allow(u, *key);
+            }
+            if let Some(u) = env(base_var) {
+                p.allow(&u, *key);
+            }
         }
         for e in endpoints {
             p.allow_list(e, "--endpoint")?;
@@ -112,7 +135,7 @@ impl Policy {
     }
 
     /// The server's policy: the providers' official URLs (and those the
-    /// server's `OPENAI_BASE_URL`, `VOYAGE_BASE_URL`, `OLLAMA_HOST` name),
+    /// server's environment names: `OPENAI_BASE_URL`, `AZURE_API_BASE`, …),
     /// paired with no key, plus the superuser's `migrate.embedding_endpoints`.
     pub fn for_server(
         endpoints: &str,
@@ -122,11 +145,11 @@ impl Policy {
             server: true,
             ..Policy::default()
         };
-        for u in [OPENAI_URL, VOYAGE_URL, OLLAMA_URL] {
-            p.allow(u, None);
-        }
-        for v in ["OPENAI_BASE_URL", "VOYAGE_BASE_URL", "OLLAMA_HOST"] {
-            if let Some(u) = env(v) {
+        for (url, base_var, _) in PROVIDERS {
+            if let Some(u) = url {
+                p.allow(u, None);
+            }
+            if let Some(u) = env(base_var) {
                 p.allow(&u, None);
             }
         }
@@ -334,6 +357,43 @@ mod tests {
         assert_eq!(
             p.check("http://127.0.0.1:9/v1", Some("OPENAI_API_KEY"), true),
             Ok(Some("OPENAI_API_KEY".into()))
+        );
+    }
+
+    #[test]
+    fn litellm_providers_official_urls_and_the_operators_azure_resource() {
+        let p = Policy::new(&[], |k| {
+            (k == "AZURE_API_BASE").then(|| "https://op.openai.azure.com/".to_string())
+        })
+        .unwrap();
+        for (url, key) in [
+            (COHERE_URL, "COHERE_API_KEY"),
+            (MISTRAL_URL, "MISTRAL_API_KEY"),
+            (JINA_URL, "JINA_AI_API_KEY"),
+            (HUGGINGFACE_URL, "HUGGINGFACE_API_KEY"),
+            ("https://op.openai.azure.com", "AZURE_API_KEY"),
+        ] {
+            assert_eq!(p.check(url, Some(key), true), Ok(Some(key.into())), "{url}");
+            // Never another provider's key.
+            assert!(p.check(url, Some("OPENAI_API_KEY"), true).is_err(), "{url}");
+        }
+        // A tenant's own Azure resource is not the operator's.
+        assert!(p
+            .check(
+                "https://tenant.openai.azure.com",
+                Some("AZURE_API_KEY"),
+                true
+            )
+            .is_err());
+        // The server allows the same URLs, paired with nothing.
+        let s = Policy::for_server("", |k| {
+            (k == "AZURE_API_BASE").then(|| "https://op.openai.azure.com".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.check(COHERE_URL, Some("COHERE_API_KEY"), false), Ok(None));
+        assert_eq!(
+            s.check("https://op.openai.azure.com", Some("AZURE_API_KEY"), false),
+            Ok(None)
         );
     }
 
