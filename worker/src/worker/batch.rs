@@ -89,7 +89,7 @@ impl Worker {
             .iter()
             .map(|k| match rows.get(&key_of(k, &v.pk)) {
                 None => Ok(Vec::new()),
-                Some(row) => a.prepared.chunks(row),
+                Some(row) => a.prepared.chunks(row, &*self.opts.loader),
             })
             .collect();
 
