@@ -24,6 +24,10 @@ class DocServer:
     def __init__(self):
         self.routes = {}
         self.requests = []
+        self.delay = 0.0  # seconds before each answer
+        self.in_flight = 0
+        self.max_in_flight = 0
+        lock = threading.Lock()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,7 +37,18 @@ class DocServer:
                 pass
 
             def do_GET(self):
-                server.requests.append(self.path)
+                with lock:
+                    server.requests.append(self.path)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay)
+                    self.answer()
+                finally:
+                    with lock:
+                        server.in_flight -= 1
+
+            def answer(self):
                 status, headers, body = server.routes.get(self.path, (404, {}, b"not here"))
                 self.send_response(status)
                 for k, v in headers.items():

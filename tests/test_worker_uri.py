@@ -66,6 +66,17 @@ def test_http_documents_land_and_what_cannot_be_fetched_fails_after_its_retries(
     assert wdb.execute("SELECT count(*), min(vector_dims(embedding)) FROM docs_embeddings").fetchone() == (3, 384)
 
 
+def test_a_batch_fetches_its_uris_several_at_once(wdb, docserver):
+    d = docserver
+    d.delay = 0.3
+    for i in range(16):
+        d.routes[f"/doc{i}.txt"] = (200, {}, f"Document number {i}.".encode())
+    uri_table(wdb, [(i, f"{d.url}/doc{i}.txt") for i in range(16)])
+    run_worker(wdb.info.dbname, "--uri-allow-host", d.host)
+    assert doc_store(wdb) == {i: [f"Document number {i}."] for i in range(16)}
+    assert 2 <= d.max_in_flight <= 8
+
+
 def test_internal_addresses_are_refused_unless_the_operator_allows_the_host(wdb, docserver):
     d = docserver
     d.routes["/cats.txt"] = (200, {}, CATS.encode())

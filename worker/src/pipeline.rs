@@ -29,6 +29,9 @@ impl Failure {
     }
 }
 
+/// URIs one batch fetches at once.
+const FETCHES_AT_ONCE: usize = 8;
+
 /// A vectorizer's pipeline, compiled once.
 pub struct Prepared {
     loading: Option<Loading>,
@@ -140,7 +143,8 @@ impl Prepared {
                 return Ok((!value.is_empty()).then_some(Cow::Borrowed(value)))
             }
         };
-        let text = parsing::parse(&doc, self.parsing).map_err(|e| Failure::new("parsing", e))?;
+        let text = parsing::parse_within(doc, self.parsing, parsing::TIME_LIMIT)
+            .map_err(|e| Failure::new("parsing", e))?;
         Ok((!text.is_empty()).then_some(Cow::Owned(text)))
     }
 
@@ -161,6 +165,59 @@ impl Prepared {
             .split(&text)
             .map_err(|e| Failure::new("chunking", e))?;
         self.format(chunks, row)
+    }
+
+    /// `chunks` of each row (None: a deleted row, no chunks), in order.
+    /// URIs are fetched `FETCHES_AT_ONCE` at a time: a batch waits on the
+    /// network, not on the CPU.
+    pub fn chunks_all(
+        &self,
+        rows: &[Option<&Map<String, Value>>],
+        fetch: &(dyn Fetch + Sync),
+    ) -> Vec<Result<Vec<String>, Failure>> {
+        let one = |r: &Option<&Map<String, Value>>| match r {
+            None => Ok(Vec::new()),
+            Some(row) => self.chunks(row, fetch),
+        };
+        let threads = match self.loading {
+            Some(Loading::Uri { .. }) => FETCHES_AT_ONCE.min(rows.len()),
+            _ => 1,
+        };
+        if threads <= 1 {
+            return rows.iter().map(one).collect();
+        }
+        // Thread t takes rows t, t + threads, …; results go back in order.
+        let mut out: Vec<Option<Result<Vec<String>, Failure>>> =
+            (0..rows.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let one = &one;
+                    s.spawn(move || {
+                        (t..rows.len())
+                            .step_by(threads)
+                            .map(|i| (i, one(&rows[i])))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A thread that panicked leaves its rows' results None.
+                if let Ok(done) = h.join() {
+                    done.into_iter().for_each(|(i, r)| out[i] = Some(r));
+                }
+            }
+        });
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Failure::new(
+                        "loading",
+                        "the worker thread loading this row failed",
+                    ))
+                })
+            })
+            .collect()
     }
 
     pub fn format(
@@ -307,6 +364,34 @@ mod tests {
                 .unwrap_err()
                 .message,
             "role arn:x"
+        );
+    }
+
+    #[test]
+    fn a_batch_of_uris_keeps_its_order() {
+        let p = prepared(
+            json!({"loading": {"implementation": "uri", "column_name": "u"}}),
+            false,
+        );
+        let fake = Fake(vec![
+            ("a", None, b"A"),
+            ("b", None, b"B"),
+            ("c", None, b"C"),
+        ]);
+        let rows: Vec<Map<String, Value>> = ["a", "b", "x", "c", "a", "b", "c", "a", "b", "c", "x"]
+            .iter()
+            .map(|u| row(json!({ "u": u })))
+            .collect();
+        let mut refs: Vec<Option<&Map<String, Value>>> = rows.iter().map(Some).collect();
+        refs.insert(1, None);
+        let got: Vec<String> = p
+            .chunks_all(&refs, &fake)
+            .into_iter()
+            .map(|r| r.map(|c| c.join("")).unwrap_or_else(|f| f.step.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            ["A", "", "B", "loading", "C", "A", "B", "C", "A", "B", "C", "loading"]
         );
     }
 

@@ -107,6 +107,40 @@ pub fn parse(doc: &Document, parsing: Parsing) -> Result<String, String> {
     Ok(text)
 }
 
+/// How long one document's parse may take before its key fails.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `parse` on a thread of its own, given up after `limit`: a parser that
+/// loops on a hostile document fails that key instead of holding the
+/// batch (the thread is left to finish, or spin, on its own).
+pub fn parse_within(
+    doc: Document,
+    parsing: Parsing,
+    limit: std::time::Duration,
+) -> Result<String, String> {
+    // Text needs no parser: no thread.
+    if parsing == Parsing::None || detect(&doc) == Kind::Text {
+        return parse(&doc, parsing);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("pgai-migrate-parse".into())
+        .spawn(move || {
+            let _ = tx.send(parse(&doc, parsing));
+        })
+        .map_err(|e| format!("cannot start a parser thread: {e}"))?;
+    match rx.recv_timeout(limit) {
+        Ok(r) => r,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+            "the parser did not finish within {} s; the document is skipped",
+            limit.as_secs()
+        )),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err("the parser failed on the document".into())
+        }
+    }
+}
+
 fn utf8(b: &[u8]) -> Result<String, String> {
     let b = b.strip_prefix("\u{feff}".as_bytes()).unwrap_or(b);
     match std::str::from_utf8(b) {
@@ -229,6 +263,17 @@ mod tests {
             .starts_with("DOCX document:"));
         let panicky = guarded(Kind::Pdf, || panic!("index out of bounds"));
         assert!(panicky.unwrap_err().contains("index out of bounds"));
+    }
+
+    #[test]
+    fn a_parse_is_bounded_in_time() {
+        let html = doc(b"<p>quick</p>", Some("text/html"), "");
+        let d = std::time::Duration::from_secs(10);
+        assert_eq!(parse_within(html, Parsing::Auto, d).unwrap(), "quick");
+        let big = "<p>x</p>".repeat(200_000);
+        let slow = doc(big.as_bytes(), Some("text/html"), "");
+        let e = parse_within(slow, Parsing::Auto, std::time::Duration::ZERO).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
     }
 
     #[test]
