@@ -17,9 +17,9 @@ from worker_helpers import LOCAL_EMBEDDING
 
 
 class DocServer:
-    """Serves `routes[path]` = (status, headers, body); records every
-    request's path. A body of None closes the connection without a
-    Content-Length (the body read to the end)."""
+    """Serves `routes[path]` = (status, headers, body[, seconds to wait
+    first]); records every request's path. A body ("unsized", bytes) is
+    sent without a Content-Length, the connection closed after it."""
 
     def __init__(self):
         self.routes = {}
@@ -49,7 +49,9 @@ class DocServer:
                         server.in_flight -= 1
 
             def answer(self):
-                status, headers, body = server.routes.get(self.path, (404, {}, b"not here"))
+                status, headers, body, *pause = server.routes.get(self.path, (404, {}, b"not here"))
+                if pause:
+                    time.sleep(pause[0])
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)

@@ -77,6 +77,21 @@ def test_a_batch_fetches_its_uris_several_at_once(wdb, docserver):
     assert 2 <= d.max_in_flight <= 8
 
 
+def test_one_timeout_bounds_a_whole_fetch_redirects_included(wdb, docserver):
+    d = docserver
+    d.routes["/slow.txt"] = (200, {}, b"late", 3)
+    # Three hops of 0.4 s each: every hop is within the second, their sum is not.
+    d.routes["/hop/3"] = (302, {"Location": "/hop/2"}, b"", 0.4)
+    d.routes["/hop/2"] = (302, {"Location": "/hop/1"}, b"", 0.4)
+    d.routes["/hop/1"] = (302, {"Location": "/quick.txt"}, b"", 0.4)
+    d.routes["/quick.txt"] = (200, {}, b"Quick enough.")
+    uri_table(wdb, [(1, f"{d.url}/slow.txt"), (2, f"{d.url}/hop/3"), (3, f"{d.url}/quick.txt")])
+    run_worker(wdb.info.dbname, "--uri-allow-host", d.host, "--uri-timeout", "1")
+    assert doc_store(wdb) == {3: ["Quick enough."]}
+    f = failures(wdb)
+    assert set(f) == {1, 2} and all("timed out" in msgs[0] and "--uri-timeout" in msgs[0] for _, msgs in f.values()), f
+
+
 def test_internal_addresses_are_refused_unless_the_operator_allows_the_host(wdb, docserver):
     d = docserver
     d.routes["/cats.txt"] = (200, {}, CATS.encode())

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -22,6 +23,7 @@ const MAX_REDIRECTS: usize = 5;
 pub struct Client {
     agent: ureq::Agent,
     max_bytes: u64,
+    timeout: Duration,
 }
 
 /// Resolves as ureq does, then keeps only the addresses tenants may reach.
@@ -108,16 +110,26 @@ impl Client {
         Client {
             agent: ureq::Agent::with_parts(config, DefaultConnector::default(), resolver),
             max_bytes: opts.max_bytes,
+            timeout: opts.timeout,
         }
     }
 
     pub fn get(&self, url: url::Url) -> Result<Document, String> {
         let first = url.to_string();
+        let deadline = Instant::now() + self.timeout;
         let mut url = url;
         for hop in 0..=MAX_REDIRECTS {
+            // One budget for the whole fetch: each hop gets what is left.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("{first}: timed out (--uri-timeout)"));
+            }
             let mut resp = self
                 .agent
                 .get(url.as_str())
+                .config()
+                .timeout_global(Some(left))
+                .build()
                 .call()
                 .map_err(|e| format!("{url}: {}", error_text(e, self.max_bytes)))?;
             let status = resp.status().as_u16();
