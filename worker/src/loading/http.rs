@@ -115,7 +115,7 @@ impl Client {
     }
 
     pub fn get(&self, url: url::Url) -> Result<Document, String> {
-        let first = url.to_string();
+        let first = shown(&url);
         let deadline = Instant::now() + self.timeout;
         let mut url = url;
         for hop in 0..=MAX_REDIRECTS {
@@ -131,20 +131,21 @@ impl Client {
                 .timeout_global(Some(left))
                 .build()
                 .call()
-                .map_err(|e| format!("{url}: {}", error_text(e, self.max_bytes)))?;
+                .map_err(|e| format!("{}: {}", shown(&url), error_text(e, self.max_bytes)))?;
             let status = resp.status().as_u16();
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 let loc = resp
                     .headers()
                     .get("location")
                     .and_then(|l| l.to_str().ok())
-                    .ok_or_else(|| format!("{url}: HTTP {status} without a Location"))?;
+                    .ok_or_else(|| format!("{}: HTTP {status} without a Location", shown(&url)))?;
                 let next = url
                     .join(loc)
-                    .map_err(|e| format!("{url}: redirect to {loc:?}: {e}"))?;
+                    .map_err(|e| format!("{}: redirect to {loc:?}: {e}", shown(&url)))?;
                 if !matches!(next.scheme(), "http" | "https") {
                     return Err(format!(
-                        "{url}: refused: redirect to a {} URI",
+                        "{}: refused: redirect to a {} URI",
+                        shown(&url),
                         next.scheme()
                     ));
                 }
@@ -155,7 +156,7 @@ impl Client {
                 continue;
             }
             if !(200..300).contains(&status) {
-                return Err(format!("{url}: HTTP {status}"));
+                return Err(format!("{}: HTTP {status}", shown(&url)));
             }
             if let Some(n) = resp
                 .headers()
@@ -163,7 +164,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             {
                 if n > self.max_bytes {
-                    return Err(format!("{url}: {}", too_large(self.max_bytes)));
+                    return Err(format!("{}: {}", shown(&url), too_large(self.max_bytes)));
                 }
             }
             let content_type = resp
@@ -176,7 +177,7 @@ impl Client {
                 .with_config()
                 .limit(self.max_bytes)
                 .read_to_vec()
-                .map_err(|e| format!("{url}: {}", error_text(e, self.max_bytes)))?;
+                .map_err(|e| format!("{}: {}", shown(&url), error_text(e, self.max_bytes)))?;
             return Ok(Document {
                 bytes,
                 content_type,
@@ -185,6 +186,13 @@ impl Client {
         }
         Err(format!("{first}: more than {MAX_REDIRECTS} redirects"))
     }
+}
+
+/// A URL for messages (error rows, the worker's log): without a password.
+fn shown(u: &url::Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_password(None);
+    u.to_string()
 }
 
 fn too_large(max: u64) -> String {
@@ -199,10 +207,22 @@ fn error_text(e: ureq::Error, max: u64) -> String {
         ureq::Error::Other(o) if o.is::<Refused>() => o.to_string(),
         ureq::Error::BodyExceedsLimit(_) => too_large(max),
         ureq::Error::Timeout(t) => format!("timed out ({t}; --uri-timeout)"),
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => "not a URI the HTTP client accepts".into(),
         ureq::Error::HostNotFound => "host not found".into(),
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             "connection refused".into()
         }
         e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_never_show_a_password() {
+        let u = url::Url::parse("https://user:hunter2@example.com/a?x=1").unwrap();
+        assert_eq!(shown(&u), "https://user@example.com/a?x=1");
     }
 }
