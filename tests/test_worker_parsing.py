@@ -5,13 +5,15 @@ order. Corrupt documents fail their key with step `parsing` while the
 others are embedded."""
 
 import io
+import json
 import re
+import subprocess
 
 import pytest
 
 from conftest import create_vectorizer
 from document_helpers import DocServer, S3, docserver, doc_store, failures, s3, uri_table  # noqa: F401
-from worker_helpers import LOCAL_EMBEDDING, run_worker, wdb  # noqa: F401
+from worker_helpers import LOCAL_EMBEDDING, run_worker, wdb, worker_bin  # noqa: F401
 
 PDF_PAGES = [
     ["The first page of the report talks about cats.", "Cats purr when they are content."],
@@ -171,3 +173,20 @@ def test_an_encrypted_pdf_is_read_only_without_a_user_password(wdb):
     assert set(stored) == {1} and in_order(stored[1], ["An encrypted sentence."])
     step, [msg] = failures(wdb)[2]
     assert step == "parsing" and msg.startswith("PDF document: encrypted"), msg
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "notes.docx", "guide.html"])
+def test_the_chunk_command_parses_a_document_on_stdin(name):
+    body = good_documents()[name]
+    config = {"parsing": "auto", "chunking": {"implementation": "recursive_character_text_splitter",
+                                              "chunk_size": 60, "chunk_overlap": 0}}
+    p = subprocess.run([worker_bin(), "chunk", "--config", json.dumps(config)], input=body,
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    chunks = json.loads(p.stdout)
+    expected = {"report.pdf": [s for page in PDF_PAGES for s in page], "notes.docx": DOCX_PARAGRAPHS,
+                "guide.html": HTML_SENTENCES}[name]
+    assert len(chunks) > 1 and in_order(chunks, expected)
+    bad = subprocess.run([worker_bin(), "chunk", "--config", json.dumps(config)], input=corrupt_documents()["broken.pdf"],
+                         capture_output=True, timeout=60)
+    assert bad.returncode == 1 and b"PDF document:" in bad.stderr

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use pgai_migrate_core::config::{Chunking, Component, Embedding};
+use pgai_migrate_core::config::{Chunking, Component, Embedding, Parsing};
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
@@ -115,7 +115,9 @@ enum Command {
     },
     /// Read one document on stdin, print its chunks as a JSON array.
     Chunk {
-        /// A vectorizer config, or just {"chunking": …, "formatting": …}.
+        /// A vectorizer config, or just {"chunking": …, "formatting": …};
+        /// with "parsing", stdin is a document (PDF, DOCX, HTML, text)
+        /// parsed as the worker parses bytea columns and fetched URIs.
         #[arg(long)]
         config: String,
         /// The source row's columns (JSON object) for python_template.
@@ -196,6 +198,20 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), 
                 .map_err(|e| format!("stdin: not a JSON string: {e}"))?;
             writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
         }
+    } else if v.get("parsing").is_some_and(|p| !p.is_null()) {
+        // A document (PDF, DOCX, HTML, text) parsed as the worker parses
+        // a bytea column or a fetched URI.
+        let parsing = Parsing::from_document(&v).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("stdin: {e}"))?;
+        let doc = loading::Document {
+            bytes,
+            ..Default::default()
+        };
+        let text = parsing::parse(&doc, parsing)?;
+        writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
     } else {
         let mut text = String::new();
         std::io::stdin()

@@ -1,5 +1,6 @@
 //! One source row to the texts to embed: load, parse, chunk, format.
-//! Pure: no database, no provider.
+//! No database, no provider; URIs are fetched through the `Fetch` it is
+//! given (the worker's `Loader`, a fake in tests).
 
 use std::borrow::Cow;
 
