@@ -112,9 +112,9 @@ def test_column_destination_writes_the_embedding_column(wdb):
          "embedding", "litellm provider \"bedrock\""),
         ({"embedding": {"implementation": "sentence_transformers", "model": "nomic-ai/nomic-embed-text-v1.5", "dimensions": 768}},
          "embedding", "not in the Hugging Face cache"),
-        ({"loading": {"implementation": "uri", "column_name": "content", "retries": 1}}, "loading", "uri loading is not supported"),
+        ({"loading": {"implementation": "uri", "column_name": "content", "retries": 1}}, "loading", "is a relative path"),
     ],
-    ids=["litellm", "other-st-model", "uri"],
+    ids=["litellm", "other-st-model", "uri-not-a-uri"],
 )
 def test_what_the_worker_cannot_do_fails_the_key_with_an_error_row(wdb, change, step, message):
     blog(wdb, POSTS[:2])
@@ -135,7 +135,7 @@ def test_what_the_worker_cannot_do_fails_the_key_with_an_error_row(wdb, change, 
     assert store(wdb) == {}
 
 
-def test_bytea_documents_need_a_parser(wdb):
+def test_a_corrupt_bytea_document_fails_with_step_parsing(wdb):
     wdb.execute("CREATE TABLE docs (id int PRIMARY KEY, body bytea)")
     wdb.execute("INSERT INTO docs VALUES (1, '%PDF-1.4')")
     from conftest import create_vectorizer
@@ -144,7 +144,7 @@ def test_bytea_documents_need_a_parser(wdb):
     run_worker(wdb.info.dbname)
     assert failed_rows(wdb) == [(1, "parsing")]
     [(key, message, details)] = errors(wdb)
-    assert key == {"id": 1} and "pymupdf" in message and details["step"] == "parsing"
+    assert key == {"id": 1} and message.startswith("PDF document:") and details["step"] == "parsing"
 
 
 def test_a_grant_to_role_runs_the_worker_and_only_it_may_record_errors(roles, wdb):

@@ -5,6 +5,8 @@
 mod chunking;
 mod connect;
 use pgai_migrate_embed as embed;
+mod loading;
+mod parsing;
 mod pipeline;
 mod progress;
 mod worker;
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use pgai_migrate_core::config::{Chunking, Component, Embedding};
+use pgai_migrate_core::config::{Chunking, Component, Embedding, Parsing};
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
@@ -77,6 +79,31 @@ enum Command {
         /// (on a terminal the progress is redrawn every two seconds).
         #[arg(long, default_value_t = 60.0)]
         progress_interval: f64,
+        /// A directory whose files `uri` loading may read (file:// URIs and
+        /// absolute paths); repeatable. Without one, file URIs are refused.
+        /// PGAI_MIGRATE_FILE_ROOTS holds a colon-separated list.
+        #[arg(
+            long = "file-root",
+            env = "PGAI_MIGRATE_FILE_ROOTS",
+            value_delimiter = ':'
+        )]
+        file_roots: Vec<String>,
+        /// A host `uri` loading may reach even where it resolves to a
+        /// loopback, private, link-local or other internal address:
+        /// HOST or HOST:PORT; repeatable. PGAI_MIGRATE_URI_ALLOW_HOSTS holds
+        /// a comma-separated list.
+        #[arg(
+            long = "uri-allow-host",
+            env = "PGAI_MIGRATE_URI_ALLOW_HOSTS",
+            value_delimiter = ','
+        )]
+        uri_allow_hosts: Vec<String>,
+        /// The largest document `uri` loading fetches, in bytes.
+        #[arg(long, default_value_t = 64 << 20)]
+        uri_max_bytes: u64,
+        /// Seconds one URI's fetch may take, redirects included.
+        #[arg(long, default_value_t = 30.0)]
+        uri_timeout: f64,
     },
     /// Show each vectorizer's pending and failed keys, recorded errors and
     /// the age of its oldest queued key (migrate.vectorizer_progress).
@@ -88,7 +115,9 @@ enum Command {
     },
     /// Read one document on stdin, print its chunks as a JSON array.
     Chunk {
-        /// A vectorizer config, or just {"chunking": …, "formatting": …}.
+        /// A vectorizer config, or just {"chunking": …, "formatting": …};
+        /// with "parsing", stdin is a document (PDF, DOCX, HTML, text)
+        /// parsed as the worker parses bytea columns and fetched URIs.
         #[arg(long)]
         config: String,
         /// The source row's columns (JSON object) for python_template.
@@ -169,6 +198,20 @@ fn chunk(cfg: &str, row: Option<&str>, jsonl: bool, timing: bool) -> Result<(), 
                 .map_err(|e| format!("stdin: not a JSON string: {e}"))?;
             writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
         }
+    } else if v.get("parsing").is_some_and(|p| !p.is_null()) {
+        // A document (PDF, DOCX, HTML, text) parsed as the worker parses
+        // a bytea column or a fetched URI.
+        let parsing = Parsing::from_document(&v).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("stdin: {e}"))?;
+        let doc = loading::Document {
+            bytes,
+            ..Default::default()
+        };
+        let text = parsing::parse(&doc, parsing)?;
+        writeln!(out, "{}", one(&text)?).map_err(|e| e.to_string())?;
     } else {
         let mut text = String::new();
         std::io::stdin()
@@ -312,6 +355,10 @@ fn main() -> ExitCode {
             lock_timeout,
             statement_timeout,
             progress_interval,
+            file_roots,
+            uri_allow_hosts,
+            uri_max_bytes,
+            uri_timeout,
         } => {
             let db = match connect::settings(db.as_deref()) {
                 Ok(s) => s,
@@ -322,6 +369,30 @@ fn main() -> ExitCode {
             };
             let policy = match policy(&endpoints) {
                 Ok(p) => p,
+                Err(e) => {
+                    eprintln!("pgai-migrate-worker: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let loader = uri_allow_hosts
+                .iter()
+                .filter(|h| !h.trim().is_empty())
+                .map(|h| loading::addresses::AllowedHost::parse(h))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|allow_hosts| {
+                    loading::Loader::new(&loading::Options {
+                        file_roots: file_roots
+                            .iter()
+                            .filter(|p| !p.is_empty())
+                            .map(std::path::PathBuf::from)
+                            .collect(),
+                        allow_hosts,
+                        max_bytes: uri_max_bytes,
+                        timeout: seconds(uri_timeout).max(Duration::from_millis(1)),
+                    })
+                });
+            let loader = match loader {
+                Ok(l) => l,
                 Err(e) => {
                     eprintln!("pgai-migrate-worker: {e}");
                     return ExitCode::from(2);
@@ -340,6 +411,7 @@ fn main() -> ExitCode {
                 statement_timeout: seconds(statement_timeout),
                 progress_interval: seconds(progress_interval).max(Duration::from_secs(1)),
                 busy: Default::default(),
+                loader: std::sync::Arc::new(loader),
             });
             return ExitCode::from(code as u8);
         }

@@ -1,5 +1,8 @@
 //! One source row to the texts to embed: load, parse, chunk, format.
-//! Pure: no database, no provider.
+//! No database, no provider; URIs are fetched through the `Fetch` it is
+//! given (the worker's `Loader`, a fake in tests).
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -7,6 +10,8 @@ use pgai_migrate_core::config::{Chunking, Component, Formatting, Loading, Parsin
 use pgai_migrate_core::template::{self, Part};
 
 use crate::chunking::Splitter;
+use crate::loading::{Document, Fetch};
+use crate::parsing;
 
 /// Why a row produced no texts: the pipeline step and the message, as
 /// recorded in the failed queue (`failure_step`) and the errors table.
@@ -24,6 +29,9 @@ impl Failure {
         }
     }
 }
+
+/// URIs one batch fetches at once.
+const FETCHES_AT_ONCE: usize = 8;
 
 /// A vectorizer's pipeline, compiled once.
 pub struct Prepared {
@@ -88,19 +96,19 @@ impl Prepared {
     }
 
     /// The loaded document of a row: None for NULL or empty (no chunks).
-    pub fn load<'r>(&self, row: &'r Map<String, Value>) -> Result<Option<&'r str>, Failure> {
+    /// A URI is fetched with `fetch`; bytes (a bytea column, a fetched
+    /// document) are parsed.
+    pub fn load<'r>(
+        &self,
+        row: &'r Map<String, Value>,
+        fetch: &dyn Fetch,
+    ) -> Result<Option<Cow<'r, str>>, Failure> {
         let loading = self
             .loading
             .as_ref()
             .ok_or_else(|| Failure::new("loading", "the config has no loading"))?;
-        if let Loading::Uri { .. } = loading {
-            return Err(Failure::new(
-                "loading",
-                "uri loading is not supported by this worker yet",
-            ));
-        }
         let col = loading.column_name();
-        let text = match row.get(col) {
+        let value = match row.get(col) {
             None => {
                 return Err(Failure::new(
                     "loading",
@@ -116,24 +124,38 @@ impl Prepared {
                 ))
             }
         };
-        match (&self.parsing, self.loading_is_bytea) {
-            (p @ (Parsing::Pymupdf | Parsing::Docling), _) => {
-                return Err(Failure::new("parsing", format!("parsing {:?} is not supported by this worker (it has no document parsers)", p.implementation())))
+        let doc = match loading {
+            Loading::Uri { aws_role_arn, .. } => {
+                let uri = value.trim();
+                if uri.is_empty() {
+                    return Ok(None);
+                }
+                fetch
+                    .fetch(uri, aws_role_arn.as_deref())
+                    .map_err(|e| Failure::new("loading", e))?
             }
-            (Parsing::Auto, true) => {
-                return Err(Failure::new(
-                    "parsing",
-                    format!("column {col:?} is bytea: documents need a parser (pymupdf, docling), which this worker does not have"),
-                ))
+            Loading::Column { .. } if self.loading_is_bytea => Document {
+                bytes: bytea_hex(value)
+                    .map_err(|e| Failure::new("loading", format!("column {col:?}: {e}")))?,
+                ..Document::default()
+            },
+            // Text in a text column is the document (pgai's auto and none).
+            Loading::Column { .. } => {
+                return Ok((!value.is_empty()).then_some(Cow::Borrowed(value)))
             }
-            _ => {}
-        }
-        Ok(if text.is_empty() { None } else { Some(text) })
+        };
+        let text = parsing::parse_within(doc, self.parsing, parsing::TIME_LIMIT)
+            .map_err(|e| Failure::new("parsing", e))?;
+        Ok((!text.is_empty()).then_some(Cow::Owned(text)))
     }
 
     /// The formatted chunks of a row, in `chunk_seq` order.
-    pub fn chunks(&self, row: &Map<String, Value>) -> Result<Vec<String>, Failure> {
-        let Some(text) = self.load(row)? else {
+    pub fn chunks(
+        &self,
+        row: &Map<String, Value>,
+        fetch: &dyn Fetch,
+    ) -> Result<Vec<String>, Failure> {
+        let Some(text) = self.load(row, fetch)? else {
             return Ok(Vec::new());
         };
         let splitter = self
@@ -141,9 +163,62 @@ impl Prepared {
             .as_ref()
             .map_err(|e| Failure::new("chunking", e.clone()))?;
         let chunks = splitter
-            .split(text)
+            .split(&text)
             .map_err(|e| Failure::new("chunking", e))?;
         self.format(chunks, row)
+    }
+
+    /// `chunks` of each row (None: a deleted row, no chunks), in order.
+    /// URIs are fetched `FETCHES_AT_ONCE` at a time: a batch waits on the
+    /// network, not on the CPU.
+    pub fn chunks_all(
+        &self,
+        rows: &[Option<&Map<String, Value>>],
+        fetch: &(dyn Fetch + Sync),
+    ) -> Vec<Result<Vec<String>, Failure>> {
+        let one = |r: &Option<&Map<String, Value>>| match r {
+            None => Ok(Vec::new()),
+            Some(row) => self.chunks(row, fetch),
+        };
+        let threads = match self.loading {
+            Some(Loading::Uri { .. }) => FETCHES_AT_ONCE.min(rows.len()),
+            _ => 1,
+        };
+        if threads <= 1 {
+            return rows.iter().map(one).collect();
+        }
+        // Thread t takes rows t, t + threads, …; results go back in order.
+        let mut out: Vec<Option<Result<Vec<String>, Failure>>> =
+            (0..rows.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let one = &one;
+                    s.spawn(move || {
+                        (t..rows.len())
+                            .step_by(threads)
+                            .map(|i| (i, one(&rows[i])))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A thread that panicked leaves its rows' results None.
+                if let Ok(done) = h.join() {
+                    done.into_iter().for_each(|(i, r)| out[i] = Some(r));
+                }
+            }
+        });
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Failure::new(
+                        "loading",
+                        "the worker thread loading this row failed",
+                    ))
+                })
+            })
+            .collect()
     }
 
     pub fn format(
@@ -165,6 +240,25 @@ impl Prepared {
                 .collect(),
         }
     }
+}
+
+/// A bytea value as the row's JSON gives it: `\\x` and hex digits.
+fn bytea_hex(s: &str) -> Result<Vec<u8>, String> {
+    let hex = s
+        .strip_prefix("\\x")
+        .ok_or("a bytea value should read as \\x… in the row's JSON")?;
+    if hex.len() % 2 != 0 {
+        return Err("odd number of hex digits in the bytea value".into());
+    }
+    let digit = |c: u8| {
+        (c as char)
+            .to_digit(16)
+            .ok_or("not a hex digit in the bytea value")
+    };
+    hex.as_bytes()
+        .chunks(2)
+        .map(|p| Ok((digit(p[0])? * 16 + digit(p[1])?) as u8))
+        .collect()
 }
 
 #[cfg(test)]
@@ -189,7 +283,7 @@ mod tests {
             false,
         );
         assert_eq!(
-            p.chunks(&row(json!({"title": "T", "body": "aaa bbb"})))
+            p.chunks(&row(json!({"title": "T", "body": "aaa bbb"})), &NONE)
                 .unwrap(),
             ["T: aaa", "T: bbb"]
         );
@@ -201,44 +295,160 @@ mod tests {
             json!({"loading": {"implementation": "column", "column_name": "body"}}),
             false,
         );
-        assert!(p.chunks(&row(json!({"body": null}))).unwrap().is_empty());
-        assert!(p.chunks(&row(json!({"body": ""}))).unwrap().is_empty());
+        assert!(p
+            .chunks(&row(json!({"body": null})), &NONE)
+            .unwrap()
+            .is_empty());
+        assert!(p
+            .chunks(&row(json!({"body": ""})), &NONE)
+            .unwrap()
+            .is_empty());
     }
 
+    /// Serves `uri` → (content type, bytes); other URIs fail.
+    struct Fake(Vec<(&'static str, Option<&'static str>, &'static [u8])>);
+
+    impl Fetch for Fake {
+        fn fetch(&self, uri: &str, role: Option<&str>) -> Result<Document, String> {
+            if let Some(r) = role {
+                return Err(format!("role {r}"));
+            }
+            self.0
+                .iter()
+                .find(|(u, _, _)| *u == uri)
+                .map(|(u, ct, b)| Document {
+                    bytes: b.to_vec(),
+                    content_type: ct.map(String::from),
+                    name: u.to_string(),
+                })
+                .ok_or_else(|| format!("{uri}: HTTP 404"))
+        }
+    }
+
+    const NONE: Fake = Fake(Vec::new());
+
     #[test]
-    fn what_the_worker_cannot_do_fails_the_key_with_its_step() {
-        let uri = prepared(
+    fn uris_are_fetched_and_parsed() {
+        let p = prepared(
             json!({"loading": {"implementation": "uri", "column_name": "u"}}),
             false,
         );
+        let fake = Fake(vec![
+            ("https://h/a.md", None, b"# Title\n\nSome text."),
+            (
+                "https://h/page",
+                Some("text/html"),
+                b"<p>Hello <script>x()</script>web</p>",
+            ),
+            ("https://h/empty.txt", None, b""),
+        ]);
+        let chunks = |u: Value| p.chunks(&row(json!({ "u": u })), &fake);
         assert_eq!(
-            uri.chunks(&row(json!({"u": "s3://x"}))).unwrap_err().step,
+            chunks(json!("https://h/a.md")).unwrap(),
+            ["# Title\n\nSome text."]
+        );
+        assert_eq!(chunks(json!(" https://h/page ")).unwrap(), ["Hello web"]);
+        assert!(chunks(json!("https://h/empty.txt")).unwrap().is_empty());
+        assert!(chunks(json!("")).unwrap().is_empty());
+        assert!(chunks(Value::Null).unwrap().is_empty());
+        let missing = chunks(json!("https://h/missing")).unwrap_err();
+        assert_eq!(
+            (missing.step, missing.message.as_str()),
+            ("loading", "https://h/missing: HTTP 404")
+        );
+        let role = prepared(
+            json!({"loading": {"implementation": "uri", "column_name": "u", "aws_role_arn": "arn:x"}}),
+            false,
+        );
+        assert_eq!(
+            role.chunks(&row(json!({"u": "s3://b/k"})), &fake)
+                .unwrap_err()
+                .message,
+            "role arn:x"
+        );
+    }
+
+    #[test]
+    fn a_batch_of_uris_keeps_its_order() {
+        let p = prepared(
+            json!({"loading": {"implementation": "uri", "column_name": "u"}}),
+            false,
+        );
+        let fake = Fake(vec![
+            ("a", None, b"A"),
+            ("b", None, b"B"),
+            ("c", None, b"C"),
+        ]);
+        let rows: Vec<Map<String, Value>> = ["a", "b", "x", "c", "a", "b", "c", "a", "b", "c", "x"]
+            .iter()
+            .map(|u| row(json!({ "u": u })))
+            .collect();
+        let mut refs: Vec<Option<&Map<String, Value>>> = rows.iter().map(Some).collect();
+        refs.insert(1, None);
+        let got: Vec<String> = p
+            .chunks_all(&refs, &fake)
+            .into_iter()
+            .map(|r| r.map(|c| c.join("")).unwrap_or_else(|f| f.step.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            ["A", "", "B", "loading", "C", "A", "B", "C", "A", "B", "C", "loading"]
+        );
+    }
+
+    #[test]
+    fn bytea_documents_are_parsed() {
+        let doc = |parsing: &str| {
+            prepared(
+                json!({"loading": {"implementation": "column", "column_name": "d"}, "parsing": parsing}),
+                true,
+            )
+        };
+        let hex = |b: &[u8]| {
+            format!(
+                "\\x{}",
+                b.iter().map(|c| format!("{c:02x}")).collect::<String>()
+            )
+        };
+        let html = row(json!({"d": hex(b"<!doctype html><p>Bytes</p>")}));
+        assert_eq!(doc("auto").chunks(&html, &NONE).unwrap(), ["Bytes"]);
+        assert_eq!(doc("docling").chunks(&html, &NONE).unwrap(), ["Bytes"]);
+        let text = row(json!({"d": hex("plain é".as_bytes())}));
+        assert_eq!(doc("pymupdf").chunks(&text, &NONE).unwrap(), ["plain é"]);
+        let bad = doc("auto")
+            .chunks(&row(json!({"d": hex(b"%PDF-1.4 junk")})), &NONE)
+            .unwrap_err();
+        assert_eq!(bad.step, "parsing");
+        assert!(doc("auto")
+            .chunks(&row(json!({"d": "\\x"})), &NONE)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            doc("auto")
+                .chunks(&row(json!({"d": "\\x4"})), &NONE)
+                .unwrap_err()
+                .step,
             "loading"
         );
-        let pdf = prepared(
-            json!({"loading": {"implementation": "column", "column_name": "d"}, "parsing": "pymupdf"}),
-            true,
-        );
-        assert_eq!(
-            pdf.chunks(&row(json!({"d": "\\x25"}))).unwrap_err().step,
-            "parsing"
-        );
-        let auto = prepared(
-            json!({"loading": {"implementation": "column", "column_name": "d"}}),
-            true,
-        );
-        assert!(auto
-            .chunks(&row(json!({"d": "\\x25"})))
-            .unwrap_err()
-            .message
-            .contains("bytea"));
+    }
+
+    #[test]
+    fn bytea_values_decode_from_hex() {
+        assert_eq!(bytea_hex("\\x00ff41").unwrap(), [0, 255, b'A']);
+        assert_eq!(bytea_hex("\\x").unwrap(), Vec::<u8>::new());
+        assert!(bytea_hex("00ff").is_err());
+        assert!(bytea_hex("\\x0g").is_err());
+    }
+
+    #[test]
+    fn a_bad_template_fails_the_key_with_its_step() {
         let tpl = prepared(
             json!({"loading": {"implementation": "column", "column_name": "b"},
                    "formatting": {"implementation": "python_template", "template": "$nope $chunk"}}),
             false,
         );
         assert_eq!(
-            tpl.chunks(&row(json!({"b": "x"}))).unwrap_err().step,
+            tpl.chunks(&row(json!({"b": "x"})), &NONE).unwrap_err().step,
             "formatting"
         );
     }

@@ -85,13 +85,12 @@ impl Worker {
             .collect();
 
         // Chunk and format every claimed key; a deleted row has no chunks.
-        let mut outcome: Vec<Result<Vec<String>, Failure>> = claimed
+        let in_order: Vec<Option<&Map<String, Value>>> = claimed
             .iter()
-            .map(|k| match rows.get(&key_of(k, &v.pk)) {
-                None => Ok(Vec::new()),
-                Some(row) => a.prepared.chunks(row),
-            })
+            .map(|k| rows.get(&key_of(k, &v.pk)))
             .collect();
+        let mut outcome: Vec<Result<Vec<String>, Failure>> =
+            a.prepared.chunks_all(&in_order, &*self.opts.loader);
 
         // Embed all chunks of the batch together.
         let texts: Vec<String> = outcome

@@ -57,6 +57,8 @@ pub struct Options {
     /// Worker threads at work on each vectorizer now, against its
     /// `processing.concurrency`.
     pub busy: std::sync::Mutex<HashMap<i32, usize>>,
+    /// Fetches `uri` loading's documents, within the operator's limits.
+    pub loader: Arc<crate::loading::Loader>,
 }
 
 /// A worker thread's turn on one vectorizer; gives it back when dropped.
