@@ -1,7 +1,8 @@
 """sqlx-cli runs examples/sqlx for real: reversible migrations (`.up.sql` /
 `.down.sql`), `sqlx migrate run`, `info`, `revert` and `run` again, with the
 vectorizer, its labelled history and sqlx's `_sqlx_migrations` checked each
-time."""
+time; a failing vectorizer migration leaves nothing behind, and
+`-- no-transaction` still labels."""
 
 import os
 import shutil
@@ -99,3 +100,40 @@ def test_migrate_run_info_revert_run(tmp_path, dbname):
             (2, "create", VECTORIZER_MIGRATION, None),
         ]
         assert applied(conn) == [(20250601120000, "blog", True), (20250601120100, "blog vectorizer", True)]
+
+
+def test_a_failed_vectorizer_migration_leaves_nothing(tmp_path, dbname):
+    project = tmp_path / "sqlx"
+    shutil.copytree(os.path.join(ROOT, "examples", "sqlx"), project)
+    up = project / "migrations" / f"{VECTORIZER_MIGRATION}.up.sql"
+    up.write_text(up.read_text().replace('"column_name": "content"', '"column_name": "no_such_column"'))
+
+    result = subprocess.run([SQLX, "migrate", "run"], cwd=project, env=client_env(DATABASE_URL=database_url(dbname)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert 'column "no_such_column" does not exist' in result.stdout + result.stderr
+    with connect(dbname) as conn:
+        # The migration's transaction rolled back the vectorizer, its
+        # history row and sqlx's record of the migration alike.
+        assert managed(conn) == []
+        assert history(conn) == []
+        assert applied(conn) == [(20250601120000, "blog", True)]
+
+
+def test_no_transaction_still_labels(tmp_path, dbname):
+    # With `-- no-transaction` sqlx sends the file as one multi-statement
+    # query, which PostgreSQL runs as one implicit transaction: SET LOCAL
+    # still reaches the call.
+    project = tmp_path / "sqlx"
+    shutil.copytree(os.path.join(ROOT, "examples", "sqlx"), project)
+    for direction in ("up", "down"):
+        path = project / "migrations" / f"{VECTORIZER_MIGRATION}.{direction}.sql"
+        path.write_text("-- no-transaction\n" + path.read_text())
+
+    sqlx(project, dbname, "migrate", "run")
+    sqlx(project, dbname, "migrate", "revert")
+    with connect(dbname) as conn:
+        assert history(conn) == [
+            (1, "create", VECTORIZER_MIGRATION, None),
+            (1, "drop", VECTORIZER_MIGRATION, True),
+        ]
