@@ -19,8 +19,11 @@ if [ "$(id -u)" = 0 ]; then
     dpkg -s postgresql-15 >/dev/null 2>&1 || missing+=(postgresql-15)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-    # libpq for diesel_cli's PostgreSQL backend (tests/test_diesel.py)
+    # libpq for diesel_cli's PostgreSQL backend (tests/test_diesel.py), and
+    # pkg-config, through which its build finds Debian's libpq rather than
+    # the pg_config first on PATH
     dpkg -s libpq-dev >/dev/null 2>&1 || missing+=(libpq-dev)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq

@@ -1,5 +1,6 @@
 """diesel_cli runs examples/diesel for real: `diesel migration run`, `list`,
-`revert` and `redo`, with the vectorizer and its labelled history checked;
+`revert` and `redo`, with the vectorizer and its labelled history checked
+(a failed redo keeps the vectorizer);
 and `diesel print-schema`, whose `except_tables` filter (built from
 migrate.managed_tables()) keeps the vectorizer's store out of the schema
 diesel writes: without it the store is printed."""
@@ -173,3 +174,20 @@ def test_print_schema_leaves_out_the_managed_tables(tmp_path, dbname):
     # The view and the queues are never printed: diesel reads base tables
     # of one schema (public by default).
     assert "blog_embeddings (" not in unfiltered and "_vectorizer_q" not in unfiltered
+
+
+def test_a_failed_redo_keeps_the_vectorizer(tmp_path, dbname):
+    project = copy_example(tmp_path)
+    diesel(project, dbname, "migration", "run")
+    up = project / "migrations" / VECTORIZER_MIGRATION / "up.sql"
+    up.write_text(up.read_text().replace('"column_name": "content"', '"column_name": "no_such_column"'))
+
+    # redo reverts and runs again in one transaction: when the run fails,
+    # the drop is rolled back with it.
+    result = subprocess.run([DIESEL, "migration", "redo"], cwd=project,
+                            env=client_env(DATABASE_URL=database_url(dbname)), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert 'column "no_such_column" does not exist' in result.stdout + result.stderr
+    with connect(dbname) as conn:
+        check_up(conn, 1)
+        assert history(conn) == [(1, "create", VECTORIZER_MIGRATION, None)]
