@@ -19,6 +19,11 @@ if [ "$(id -u)" = 0 ]; then
     dpkg -s postgresql-15 >/dev/null 2>&1 || missing+=(postgresql-15)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    # libpq for diesel_cli's PostgreSQL backend (tests/test_diesel.py), and
+    # pkg-config, through which its build finds Debian's libpq rather than
+    # the pg_config first on PATH
+    dpkg -s libpq-dev >/dev/null 2>&1 || missing+=(libpq-dev)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
@@ -125,6 +130,25 @@ if [ "$(cat "$NPM_TOOLS_DIR/.installed" 2>/dev/null || true)" != "$NPM_TOOLS" ];
     npm install --silent --no-audit --no-fund --prefix "$NPM_TOOLS_DIR" $NPM_TOOLS >/dev/null
     echo "$NPM_TOOLS" >"$NPM_TOOLS_DIR/.installed"
 fi
+
+# --- Rust migration tools: sqlx-cli and diesel_cli -------------------------
+# For tests/test_sqlx.py and test_diesel.py; built once from crates.io,
+# PostgreSQL support only, and rebuilt only when a pin below changes.
+SQLX_CLI_VERSION=0.9.0     # rust-version 1.94
+DIESEL_CLI_VERSION=2.3.14  # rust-version 1.86
+CARGO_TOOLS="$PGAI_MIGRATE_HOME/cargo-tools"
+if [ "$("$CARGO_TOOLS/bin/sqlx" --version 2>/dev/null || true)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
+    log "installing sqlx-cli $SQLX_CLI_VERSION into $CARGO_TOOLS (a few minutes, once)"
+    cargo install sqlx-cli --no-default-features --features postgres,rustls --locked \
+        --version "$SQLX_CLI_VERSION" --root "$CARGO_TOOLS"
+fi
+# diesel --version prints "diesel", then " Version: 2.3.14" on a line of its own.
+if ! "$CARGO_TOOLS/bin/diesel" --version 2>/dev/null | grep -qx " Version: $DIESEL_CLI_VERSION"; then
+    log "installing diesel_cli $DIESEL_CLI_VERSION into $CARGO_TOOLS (a few minutes, once)"
+    cargo install diesel_cli --no-default-features --features postgres --locked \
+        --version "$DIESEL_CLI_VERSION" --root "$CARGO_TOOLS"
+fi
+# ---------------------------------------------------------------------------
 
 scripts/pg.sh start
 with_pg16 scripts/pg.sh start

@@ -1,0 +1,5 @@
+CREATE TABLE blog (
+    id      int PRIMARY KEY,
+    title   text,
+    content text
+);
