@@ -21,7 +21,9 @@ export default defineConfig({
   engine: "js",
   schema: "prisma/schema.prisma",
   async adapter() {
-    return new PrismaPg({ connectionString: process.env.DATABASE_URL });
+    // idle connections close after 0.1 s (pg's default is 10 s, which the CLI
+    // waits out before it exits)
+    return new PrismaPg({ connectionString: process.env.DATABASE_URL, idleTimeoutMillis: 100 });
   },
   // The vectorizer's store table is the extension's: Prisma neither
   // migrates nor drops it (its view is not read without the views
