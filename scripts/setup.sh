@@ -120,8 +120,10 @@ if [ "$("$DBMATE" --version 2>/dev/null || true)" != "dbmate version $DBMATE_VER
 fi
 
 # Node.js migration tools the client tests run (tests/test_drizzle.py,
-# test_node_migrations.py), pinned; reinstalled only when this list changes.
-NPM_TOOLS="drizzle-kit@0.31.11 drizzle-orm@0.45.4 pg@8.23.1 typeorm@1.1.1 reflect-metadata@0.2.2 knex@3.3.0 node-pg-migrate@9.0.0 sequelize@6.37.8 sequelize-cli@6.6.5"
+# test_node_migrations.py, test_prisma.py), pinned; reinstalled only when
+# this list changes. Prisma's schema engine is the WebAssembly one inside the
+# prisma package, used through @prisma/adapter-pg: nothing is downloaded.
+NPM_TOOLS="drizzle-kit@0.31.11 drizzle-orm@0.45.4 pg@8.23.1 typeorm@1.1.1 reflect-metadata@0.2.2 knex@3.3.0 node-pg-migrate@9.0.0 sequelize@6.37.8 sequelize-cli@6.6.5 prisma@6.19.3 @prisma/adapter-pg@6.19.3"
 NPM_TOOLS_DIR="$PGAI_MIGRATE_HOME/npm-tools"
 if [ "$(cat "$NPM_TOOLS_DIR/.installed" 2>/dev/null || true)" != "$NPM_TOOLS" ]; then
     log "installing the Node.js migration tools into $NPM_TOOLS_DIR"
