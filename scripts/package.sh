@@ -3,7 +3,8 @@
 #   dist/pgai_migrate-<version>-pg<major>-linux-<arch>.tar.gz
 # with the library, the control file and every SQL script (install and
 # update scripts), laid out relative to pg_config's --pkglibdir (lib/) and
-# --sharedir (share/), an install.sh and INSTALL. Built with
+# --sharedir (share/), an install.sh and INSTALL; beside it, its sha256sum
+# line (<tarball>.sha256). Built with
 # `cargo pgrx package` against the PostgreSQL installs scripts/setup.sh
 # sets up; it reuses their target folders, so after setup it only links.
 #
@@ -49,5 +50,6 @@ for major in "${majors[@]}"; do
     chmod 755 "$stage/install.sh"
     sed -e "s/@MAJOR@/$major/g" -e "s/@VERSION@/$version/g" -e "s/@NAME@/$name/g" scripts/package/INSTALL >"$stage/INSTALL"
     tar -C "$target_dir/package" --owner=0 --group=0 -czf "dist/$name.tar.gz" "$name"
+    (cd dist && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
     echo "dist/$name.tar.gz"
 done

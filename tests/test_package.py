@@ -88,6 +88,9 @@ def pg_copy(unpacked):
 def test_package_holds_the_library_control_file_and_every_script(unpacked):
     name = package_name()
     path = os.path.join(ROOT, "dist", name + ".tar.gz")
+    # Its checksum file verifies it, as a DBA would check a download.
+    ok(subprocess.run(["sha256sum", "--check", "--status", name + ".tar.gz.sha256"], cwd=os.path.join(ROOT, "dist"),
+                      capture_output=True, text=True))
     with tarfile.open(path) as tar:
         names = {n[len(name) + 1:] for n in tar.getnames() if n.startswith(name + "/")}
     updates = sorted(p for p in os.listdir(os.path.join(ROOT, "sql")) if re.fullmatch(r"pgai_migrate--.*--.*\.sql", p))
@@ -101,6 +104,15 @@ def test_install_sh_installs_into_a_copy_of_the_postgresql_install(unpacked, pg_
     script = unpacked / package_name() / "install.sh"
     out = ok(subprocess.run([str(script), str(pg_copy / "bin" / "pg_config")], capture_output=True, text=True)).stdout
     assert "installed pgai_migrate" in out
+    # 0.2.0 as released (scripts/released.sh builds its library for 18 only).
+    config = str(pg_copy / "bin" / "pg_config")
+    home = os.environ.get("PGAI_MIGRATE_HOME", "/opt/pgai_migrate")
+    released = os.path.join(home, "released", "0.2.0", "pgai_migrate-0.2.0.so") if MAJOR == 18 else None
+    if released is not None:
+        assert os.path.exists(released), "scripts/released.sh has not built 0.2.0"
+        shutil.copy(released, subprocess.check_output([config, "--pkglibdir"], text=True).strip())
+        shutil.copy(os.path.join(ROOT, "sql", "released", "pgai_migrate--0.2.0.sql"),
+                    os.path.join(subprocess.check_output([config, "--sharedir"], text=True).strip(), "extension"))
 
     data = unpacked / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -131,6 +143,26 @@ def test_install_sh_installs_into_a_copy_of_the_postgresql_install(unpacked, pg_
             assert queued(c) == [1, 2, 3, 4]
             kinds = [r[0] for r in c.execute("SELECT kind FROM migrate.managed_tables()").fetchall()]
             assert kinds == ["store", "view", "queue", "failed_queue"]
+        if released is None:
+            return
+        # The previous release as a DBA had it installed, then the package's
+        # update scripts: ALTER EXTENSION … UPDATE keeps its vectorizer.
+        with psycopg.connect(host=str(data), port=port, user="postgres", dbname="postgres", autocommit=True) as c:
+            c.execute("CREATE DATABASE old_release")
+        with psycopg.connect(host=str(data), port=port, user="postgres", dbname="old_release", autocommit=True) as c:
+            c.execute("CREATE EXTENSION vector")
+            c.execute("CREATE EXTENSION pgai_migrate VERSION '0.2.0'")
+            create_blog(c)
+            assert create_vectorizer(c, BLOG_CONFIG) == 1
+            # 0.2.0's library is kept under its own name here; installing the
+            # package replaces a real install's pgai_migrate.so.
+            c.execute("UPDATE pg_proc SET probin = '$libdir/pgai_migrate' WHERE probin = '$libdir/pgai_migrate-0.2.0'")
+        with psycopg.connect(host=str(data), port=port, user="postgres", dbname="old_release", autocommit=True) as c:
+            c.execute("ALTER EXTENSION pgai_migrate UPDATE")
+            assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgai_migrate'").fetchone() == (version(),)
+            c.execute("INSERT INTO blog VALUES (4, 'four', 'content 4')")
+            assert queued(c) == [1, 2, 3, 4]
+            assert c.execute("SELECT name FROM migrate.vectorizer").fetchall() == [(BLOG_CONFIG["name"],)]
     finally:
         as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"])
 
