@@ -173,7 +173,11 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             let m = shared_model(dir).map_err(|e| {
                 // An architecture or module this build cannot run is the
                 // config's problem, not the machine's.
-                if e.contains("not supported") { unsupported(e) } else { failed(e) }
+                if e.contains("not supported") {
+                    unsupported(e)
+                } else {
+                    failed(e)
+                }
             })?;
             if m.dimensions() as i64 != *dimensions {
                 return Err(unsupported(format!(
@@ -183,7 +187,13 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             }
             Ok(Embedder::Local(m))
         }
-        Embedding::Openai { model, dimensions, user, api_key_name, base_url } => {
+        Embedding::Openai {
+            model,
+            dimensions,
+            user,
+            api_key_name,
+            base_url,
+        } => {
             let mut body = Map::new();
             body.insert("model".into(), json!(model));
             body.insert("encoding_format".into(), json!("float"));
@@ -201,11 +211,24 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             // A self-hosted OpenAI-compatible server may need no key.
             let key = keys.key(&base, Some(api_key_name), base_url.is_none())?;
             let base = base.trim_end_matches('/');
-            let mut e = Endpoint::new("openai", Api::OpenAi, format!("{base}/embeddings"), key, body, Some(*dimensions as usize));
+            let mut e = Endpoint::new(
+                "openai",
+                Api::OpenAi,
+                format!("{base}/embeddings"),
+                key,
+                body,
+                Some(*dimensions as usize),
+            );
             e.tokens = tokens::Tokens::for_model(model);
             Ok(Embedder::http(HttpEmbedder::new(e, settings)))
         }
-        Embedding::Ollama { model, dimensions, base_url, options, keep_alive } => {
+        Embedding::Ollama {
+            model,
+            dimensions,
+            base_url,
+            options,
+            keep_alive,
+        } => {
             let mut body = Map::new();
             body.insert("model".into(), json!(model));
             if let Some(o) = options {
@@ -218,28 +241,77 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
                 .clone()
                 .or_else(|| std::env::var("OLLAMA_HOST").ok())
                 .unwrap_or_else(|| "http://localhost:11434".into());
-            let base = if base.contains("://") { base } else { format!("http://{base}") };
+            let base = if base.contains("://") {
+                base
+            } else {
+                format!("http://{base}")
+            };
             keys.key(&base, None, false)?;
             let url = format!("{}/api/embed", base.trim_end_matches('/'));
-            Ok(Embedder::http(HttpEmbedder::new(Endpoint::new("ollama", Api::Ollama, url, None, body, Some(*dimensions as usize)), settings)))
+            Ok(Embedder::http(HttpEmbedder::new(
+                Endpoint::new(
+                    "ollama",
+                    Api::Ollama,
+                    url,
+                    None,
+                    body,
+                    Some(*dimensions as usize),
+                ),
+                settings,
+            )))
         }
-        Embedding::Voyageai { model, dimensions, input_type, api_key_name } => {
+        Embedding::Voyageai {
+            model,
+            dimensions,
+            input_type,
+            api_key_name,
+        } => {
             let mut body = Map::new();
             body.insert("model".into(), json!(model));
             body.insert("input_type".into(), json!(input_type));
-            let base = std::env::var("VOYAGE_BASE_URL").unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
+            let base = std::env::var("VOYAGE_BASE_URL")
+                .unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
             let key = keys.key(&base, Some(api_key_name), true)?;
             let url = format!("{}/embeddings", base.trim_end_matches('/'));
-            Ok(Embedder::http(HttpEmbedder::new(Endpoint::new("voyageai", Api::VoyageAi, url, key, body, Some(*dimensions as usize)), settings)))
+            Ok(Embedder::http(HttpEmbedder::new(
+                Endpoint::new(
+                    "voyageai",
+                    Api::VoyageAi,
+                    url,
+                    key,
+                    body,
+                    Some(*dimensions as usize),
+                ),
+                settings,
+            )))
         }
-        Embedding::Litellm { model, dimensions, api_key_name, extra_options } => {
+        Embedding::Litellm {
+            model,
+            dimensions,
+            api_key_name,
+            extra_options,
+        } => {
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            let r = litellm::route(model, *dimensions, api_key_name.as_deref(), extra_options.as_ref(), &env).map_err(|e| BuildError {
-                kind: if e.unsupported { ErrorKind::Unsupported } else { ErrorKind::Failed },
+            let r = litellm::route(
+                model,
+                *dimensions,
+                api_key_name.as_deref(),
+                extra_options.as_ref(),
+                &env,
+            )
+            .map_err(|e| BuildError {
+                kind: if e.unsupported {
+                    ErrorKind::Unsupported
+                } else {
+                    ErrorKind::Failed
+                },
                 message: e.message,
             })?;
             let key = keys.key(&r.base, r.key_name.as_deref(), r.key_required)?;
-            Ok(Embedder::http(HttpEmbedder::new(r.endpoint(key, *dimensions as usize), settings)))
+            Ok(Embedder::http(HttpEmbedder::new(
+                r.endpoint(key, *dimensions as usize),
+                settings,
+            )))
         }
     }
 }
@@ -297,8 +369,16 @@ mod tests {
     struct Asked(Mutex<Vec<(String, Option<String>, bool)>>);
 
     impl Keys for Asked {
-        fn key(&self, url: &str, name: Option<&str>, required: bool) -> Result<Option<String>, BuildError> {
-            self.0.lock().unwrap().push((url.into(), name.map(String::from), required));
+        fn key(
+            &self,
+            url: &str,
+            name: Option<&str>,
+            required: bool,
+        ) -> Result<Option<String>, BuildError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((url.into(), name.map(String::from), required));
             Ok(Some("k".into()))
         }
     }
@@ -321,10 +401,16 @@ mod tests {
         };
         assert_eq!(
             asked.0.lock().unwrap().as_slice(),
-            [("https://res.openai.azure.com".to_string(), Some("AZURE_API_KEY".to_string()), true)]
+            [(
+                "https://res.openai.azure.com".to_string(),
+                Some("AZURE_API_KEY".to_string()),
+                true
+            )]
         );
         assert_eq!(h.endpoint().auth, http::Auth::Header("api-key", "k".into()));
-        assert!(h.endpoint().url.starts_with("https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version="));
+        assert!(h.endpoint().url.starts_with(
+            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version="
+        ));
     }
 
     #[test]
@@ -340,7 +426,10 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(e.contains("provider \"bedrock\"") && e.contains("supported prefixes"), "{e}");
+        assert!(
+            e.contains("provider \"bedrock\"") && e.contains("supported prefixes"),
+            "{e}"
+        );
         std::env::set_var("HF_HUB_OFFLINE", "1");
         let e = build(
             &Embedding::SentenceTransformers {
