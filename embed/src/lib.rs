@@ -13,9 +13,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use serde_json::{json, Map};
+use serde_json::json;
 
-use http::{Api, Endpoint, HttpEmbedder, HttpSettings};
+use http::{HttpEmbedder, HttpSettings};
 use pgai_migrate_core::config::Embedding;
 pub use policy::Policy;
 
@@ -163,6 +163,7 @@ pub fn build(cfg: &Embedding, policy: &Policy) -> Result<Embedder, String> {
 /// `build` with the caller's key rule and options.
 pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Embedder, BuildError> {
     let settings = opts.http;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let unsupported = |message| BuildError {
         kind: ErrorKind::Unsupported,
         message,
@@ -194,33 +195,11 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             api_key_name,
             base_url,
         } => {
-            let mut body = Map::new();
-            body.insert("model".into(), json!(model));
-            body.insert("encoding_format".into(), json!("float"));
-            // ada-002 has a fixed size and refuses the parameter.
-            if model != "text-embedding-ada-002" {
-                body.insert("dimensions".into(), json!(dimensions));
-            }
+            let mut r = litellm::openai(model, *dimensions, base_url.clone(), api_key_name, &env);
             if let Some(u) = user {
-                body.insert("user".into(), json!(u));
+                r.body.insert("user".into(), json!(u));
             }
-            let base = base_url
-                .clone()
-                .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
-                .unwrap_or_else(|| "https://api.openai.com/v1".into());
-            // A self-hosted OpenAI-compatible server may need no key.
-            let key = keys.key(&base, Some(api_key_name), base_url.is_none())?;
-            let base = base.trim_end_matches('/');
-            let mut e = Endpoint::new(
-                "openai",
-                Api::OpenAi,
-                format!("{base}/embeddings"),
-                key,
-                body,
-                Some(*dimensions as usize),
-            );
-            e.tokens = tokens::Tokens::for_model(model);
-            Ok(Embedder::http(HttpEmbedder::new(e, settings)))
+            routed(r, *dimensions, keys, settings)
         }
         Embedding::Ollama {
             model,
@@ -229,36 +208,14 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             options,
             keep_alive,
         } => {
-            let mut body = Map::new();
-            body.insert("model".into(), json!(model));
+            let mut r = litellm::ollama(model, base_url.clone(), &env);
             if let Some(o) = options {
-                body.insert("options".into(), o.clone());
+                r.body.insert("options".into(), o.clone());
             }
             if let Some(k) = keep_alive {
-                body.insert("keep_alive".into(), json!(k));
+                r.body.insert("keep_alive".into(), json!(k));
             }
-            let base = base_url
-                .clone()
-                .or_else(|| std::env::var("OLLAMA_HOST").ok())
-                .unwrap_or_else(|| "http://localhost:11434".into());
-            let base = if base.contains("://") {
-                base
-            } else {
-                format!("http://{base}")
-            };
-            keys.key(&base, None, false)?;
-            let url = format!("{}/api/embed", base.trim_end_matches('/'));
-            Ok(Embedder::http(HttpEmbedder::new(
-                Endpoint::new(
-                    "ollama",
-                    Api::Ollama,
-                    url,
-                    None,
-                    body,
-                    Some(*dimensions as usize),
-                ),
-                settings,
-            )))
+            routed(r, *dimensions, keys, settings)
         }
         Embedding::Voyageai {
             model,
@@ -266,24 +223,9 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             input_type,
             api_key_name,
         } => {
-            let mut body = Map::new();
-            body.insert("model".into(), json!(model));
-            body.insert("input_type".into(), json!(input_type));
-            let base = std::env::var("VOYAGE_BASE_URL")
-                .unwrap_or_else(|_| "https://api.voyageai.com/v1".into());
-            let key = keys.key(&base, Some(api_key_name), true)?;
-            let url = format!("{}/embeddings", base.trim_end_matches('/'));
-            Ok(Embedder::http(HttpEmbedder::new(
-                Endpoint::new(
-                    "voyageai",
-                    Api::VoyageAi,
-                    url,
-                    key,
-                    body,
-                    Some(*dimensions as usize),
-                ),
-                settings,
-            )))
+            let mut r = litellm::voyage(model, None, api_key_name, &env);
+            r.body.insert("input_type".into(), json!(input_type));
+            routed(r, *dimensions, keys, settings)
         }
         Embedding::Litellm {
             model,
@@ -291,7 +233,6 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
             api_key_name,
             extra_options,
         } => {
-            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
             let r = litellm::route(
                 model,
                 *dimensions,
@@ -307,13 +248,23 @@ pub fn build_with(cfg: &Embedding, keys: &dyn Keys, opts: Options) -> Result<Emb
                 },
                 message: e.message,
             })?;
-            let key = keys.key(&r.base, r.key_name.as_deref(), r.key_required)?;
-            Ok(Embedder::http(HttpEmbedder::new(
-                r.endpoint(key, *dimensions as usize),
-                settings,
-            )))
+            routed(r, *dimensions, keys, settings)
         }
     }
+}
+
+/// An HTTP provider once its key rule has answered (nothing is sent before).
+fn routed(
+    r: litellm::Route,
+    dimensions: i64,
+    keys: &dyn Keys,
+    settings: HttpSettings,
+) -> Result<Embedder, BuildError> {
+    let key = keys.key(&r.base, r.key_name.as_deref(), r.key_required)?;
+    Ok(Embedder::http(HttpEmbedder::new(
+        r.endpoint(key, dimensions as usize),
+        settings,
+    )))
 }
 
 /// Providers built so far, by config: one HTTP agent per config, one model

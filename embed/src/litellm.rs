@@ -102,6 +102,113 @@ fn trim(base: &str) -> String {
     base.trim().trim_end_matches('/').to_string()
 }
 
+/// A route with the fields every provider sets; the rest keep defaults.
+fn base_route(provider: &'static str, api: Api, base: String, url: String) -> Route {
+    Route {
+        provider,
+        api,
+        base,
+        url,
+        key_name: None,
+        key_required: true,
+        key_header: None,
+        body: Map::new(),
+        max_inputs: None,
+        max_bytes: None,
+        tokens: None,
+    }
+}
+
+/// A base URL from the environment; empty counts as unset.
+fn env_base(env: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    env(var).filter(|v| !v.trim().is_empty()).map(|b| trim(&b))
+}
+
+// OpenAI, Voyage AI and Ollama are both native configs and litellm
+// prefixes: one constructor each, so both forms send the same request to
+// the same URL and ask the key rule the same question.
+
+/// OpenAI or an OpenAI-compatible server at `api_base` (which may need no key).
+pub(crate) fn openai(
+    model: &str,
+    dimensions: i64,
+    api_base: Option<String>,
+    key_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Route {
+    let key_required = api_base.is_none();
+    let base = api_base
+        .map(|b| trim(&b))
+        .or_else(|| env_base(env, "OPENAI_BASE_URL"))
+        .unwrap_or_else(|| OPENAI_URL.into());
+    let mut r = base_route(
+        "openai",
+        Api::OpenAi,
+        base.clone(),
+        format!("{base}/embeddings"),
+    );
+    r.body.insert("model".into(), json!(model));
+    r.body.insert("encoding_format".into(), json!("float"));
+    // ada-002 has a fixed size and refuses the parameter.
+    if model != "text-embedding-ada-002" {
+        r.body.insert("dimensions".into(), json!(dimensions));
+    }
+    r.key_name = Some(key_name.to_string());
+    r.key_required = key_required;
+    r.tokens = Tokens::for_model(model);
+    r
+}
+
+/// Voyage AI (`VOYAGE_BASE_URL` moves it for the operator).
+pub(crate) fn voyage(
+    model: &str,
+    api_base: Option<String>,
+    key_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Route {
+    let key_required = api_base.is_none();
+    let base = api_base
+        .map(|b| trim(&b))
+        .or_else(|| env_base(env, "VOYAGE_BASE_URL"))
+        .unwrap_or_else(|| VOYAGE_URL.into());
+    let mut r = base_route(
+        "voyageai",
+        Api::VoyageAi,
+        base.clone(),
+        format!("{base}/embeddings"),
+    );
+    r.body.insert("model".into(), json!(model));
+    r.key_name = Some(key_name.to_string());
+    r.key_required = key_required;
+    r
+}
+
+/// Ollama (`OLLAMA_HOST`, with or without a scheme); never sent a key.
+pub(crate) fn ollama(
+    model: &str,
+    api_base: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Route {
+    let base = api_base
+        .map(|b| trim(&b))
+        .or_else(|| env_base(env, "OLLAMA_HOST"))
+        .unwrap_or_else(|| OLLAMA_URL.into());
+    let base = if base.contains("://") {
+        base
+    } else {
+        format!("http://{base}")
+    };
+    let mut r = base_route(
+        "ollama",
+        Api::Ollama,
+        base.clone(),
+        format!("{base}/api/embed"),
+    );
+    r.body.insert("model".into(), json!(model));
+    r.key_required = false;
+    r
+}
+
 /// Routes `model` with the vectorizer's `extra_options`; `env` is the
 /// process's environment (the operator's `AZURE_API_BASE` and others).
 pub fn route(
@@ -175,7 +282,7 @@ pub fn route(
             )));
         }
     }
-    let env_base = |var: &str| env(var).filter(|v| !v.trim().is_empty()).map(|b| trim(&b));
+    let env_base = |var: &str| env_base(env, var);
     let key = |default: &str| Some(api_key_name.unwrap_or(default).to_string());
     if name.is_empty() {
         return Err(unsupported(format!(
@@ -183,35 +290,16 @@ pub fn route(
         )));
     }
     let mut body = Map::new();
-    let mut r = Route {
-        provider: "openai",
-        api: Api::OpenAi,
-        base: String::new(),
-        url: String::new(),
-        key_name: None,
-        key_required: true,
-        key_header: None,
-        body: Map::new(),
-        max_inputs: None,
-        max_bytes: None,
-        tokens: None,
-    };
+    let mut r = base_route("openai", Api::OpenAi, String::new(), String::new());
     match prefix {
         "openai" => {
-            let base = api_base
-                .clone()
-                .or_else(|| env_base("OPENAI_BASE_URL"))
-                .unwrap_or_else(|| OPENAI_URL.into());
-            body.insert("model".into(), json!(name));
-            body.insert("encoding_format".into(), json!("float"));
-            if name != "text-embedding-ada-002" {
-                body.insert("dimensions".into(), json!(dimensions));
-            }
-            r.url = format!("{base}/embeddings");
-            r.base = base;
-            r.key_name = key("OPENAI_API_KEY");
-            r.key_required = api_base.is_none();
-            r.tokens = Tokens::for_model(name);
+            return Ok(openai(
+                name,
+                dimensions,
+                api_base,
+                api_key_name.unwrap_or("OPENAI_API_KEY"),
+                env,
+            ))
         }
         "azure" => {
             let base = api_base.clone().or_else(|| env_base("AZURE_API_BASE")).ok_or_else(|| RouteError {
@@ -316,38 +404,18 @@ pub fn route(
             }
         }
         "voyage" => {
-            let base = api_base
-                .clone()
-                .or_else(|| env_base("VOYAGE_BASE_URL"))
-                .unwrap_or_else(|| VOYAGE_URL.into());
-            body.insert("model".into(), json!(name));
+            let mut r = voyage(
+                name,
+                api_base,
+                api_key_name.unwrap_or("VOYAGE_API_KEY"),
+                env,
+            );
             if let Some(t) = text("input_type")? {
-                body.insert("input_type".into(), json!(t));
+                r.body.insert("input_type".into(), json!(t));
             }
-            r.provider = "voyageai";
-            r.api = Api::VoyageAi;
-            r.url = format!("{base}/embeddings");
-            r.base = base;
-            r.key_name = key("VOYAGE_API_KEY");
-            r.key_required = api_base.is_none();
+            return Ok(r);
         }
-        "ollama" => {
-            let base = api_base
-                .clone()
-                .or_else(|| env_base("OLLAMA_HOST"))
-                .unwrap_or_else(|| OLLAMA_URL.into());
-            let base = if base.contains("://") {
-                base
-            } else {
-                format!("http://{base}")
-            };
-            body.insert("model".into(), json!(name));
-            r.provider = "ollama";
-            r.api = Api::Ollama;
-            r.url = format!("{base}/api/embed");
-            r.base = base;
-            r.key_required = false;
-        }
+        "ollama" => return Ok(ollama(name, api_base, env)),
         _ => unreachable!("prefixes are matched above"),
     }
     r.body = body;
